@@ -1,0 +1,49 @@
+"""etl_nb: a Jupyter notebook as a real ETL pipeline.
+
+from etl_nb import Pipeline
+p = Pipeline("revenue")
+p.connect("lake", "./data")
+p.extract("orders", source="lake", path="orders/*.csv")
+p.transform("revenue", sql="SELECT customer_id, sum(amount) AS revenue FROM orders GROUP BY ALL")
+p.check("revenue", [{"not_null": ["customer_id"]}])
+p.load("revenue", to="lake", path="out/revenue.parquet", mode="replace")
+print(p.run())
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
+from etl_nb.pipeline import Pipeline, RunResult, StepResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckFailed",
+    "ConnectorError",
+    "EtlError",
+    "Pipeline",
+    "PipelineError",
+    "RunResult",
+    "SpecError",
+    "StepResult",
+    "__version__",
+    "current",
+    "load_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext etl_nb``: register the ``%etl`` / ``%%etl`` magics."""
+    from etl_nb.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def current() -> Pipeline:
+    """The pipeline that this notebook's ``%%etl`` cells built."""
+    from etl_nb.notebook.magics import current_pipeline
+
+    pipeline: Pipeline = current_pipeline()
+    return pipeline

@@ -1,0 +1,116 @@
+"""The interface every connector implements.
+
+A connector is opened once per pipeline session from a ``ConnectionSpec``.
+As a source it turns an extract into Arrow record batches (or, when DuckDB
+can read the data itself, into a DuckDB relation that the engine fuses with
+later steps). As a sink it writes a step's output in two phases: ``write``
+stages everything, and the returned ``PendingWrite`` either ``commit``s it
+into the target at once or ``abort``s it, so a failed run changes nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import duckdb
+import pyarrow as pa
+
+from etl_nb.errors import ConnectorError
+from etl_nb.spec import ConnectionSpec, ExtractStep, LoadStep
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector may know about where it runs."""
+
+    base_dir: Path
+    env_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """One extract to perform.
+
+    ``params`` holds the values of the query's ``{{ name }}`` parameters, to be
+    bound, never spliced. ``since`` is the incremental high-water mark: only
+    rows whose ``incremental`` column is greater are wanted.
+    """
+
+    extract: ExtractStep
+    params: Mapping[str, Any] = field(default_factory=dict)
+    since: Any = None
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """One load to perform: the step's output as a DuckDB relation in the session.
+
+    Sinks that speak Arrow call ``batches()``; sinks DuckDB can write directly
+    (files) use ``relation`` and ``connection``.
+    """
+
+    load: LoadStep
+    relation: duckdb.DuckDBPyRelation
+    connection: duckdb.DuckDBPyConnection
+    table_sql: str  # the step's object in the session, quoted for SQL
+    run_id: str
+    batch_rows: int = 122_880
+
+    def batches(self) -> pa.RecordBatchReader:
+        """The rows to write, streamed as Arrow record batches."""
+        return self.relation.to_arrow_reader(self.batch_rows)
+
+
+class PendingWrite(Protocol):
+    """A load that is staged but not yet visible in its target."""
+
+    rows: int
+
+    def commit(self) -> None:
+        """Make the staged rows visible in the target, atomically."""
+
+    def abort(self) -> None:
+        """Drop what was staged; the target stays as it was."""
+
+
+class Connector(ABC):
+    """A source, a sink, or both, for one kind of connection."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, spec: ConnectionSpec, context: ConnectorContext) -> None:
+        self.spec = spec
+        self.context = context
+
+    def open(self) -> None:
+        """Resolve secrets and connect; called once before the first read or write."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def check_extract(self, extract: ExtractStep) -> None:
+        """Raise ``SpecError`` if ``extract`` cannot work with this connection, before any I/O."""
+
+    def check_load(self, load: LoadStep) -> None:
+        """Raise ``SpecError`` if ``load`` cannot work with this connection, before any I/O."""
+
+    def scan(
+        self, request: ReadRequest, connection: duckdb.DuckDBPyConnection
+    ) -> duckdb.DuckDBPyRelation | None:
+        """A relation DuckDB can read lazily, or None to fall back to ``read``."""
+        return None
+
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        """The extract's rows as a stream of Arrow record batches."""
+        raise ConnectorError(
+            f"Connection '{self.spec.name}' ({self.kind}) cannot be read from.",
+            step=request.extract.name,
+        )
+
+    @abstractmethod
+    def write(self, request: WriteRequest) -> PendingWrite:
+        """Stage the load's rows; return a handle that commits or aborts them."""

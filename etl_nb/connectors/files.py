@@ -1,0 +1,278 @@
+"""Files in a folder: CSV, Parquet, JSON and NDJSON in; Parquet, CSV and JSON out.
+
+DuckDB reads the files itself (``scan``), so a file extract costs nothing
+until a later step reads it, and streams. Writes go to a hidden temporary
+file beside the target and are renamed into place on commit: a reader never
+sees half a file, and a failed run leaves every target as it was.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from etl_nb._secrets import resolve
+from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest
+from etl_nb.errors import ConnectorError, SpecError
+from etl_nb.spec import ExtractStep, LoadStep
+
+READ_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+WRITE_FORMATS = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+# DuckDB's COPY options per output format.
+_COPY_OPTIONS = {
+    "parquet": "FORMAT parquet",
+    "csv": "FORMAT csv, HEADER true",
+    "json": "FORMAT json, ARRAY true",
+    "ndjson": "FORMAT json",
+}
+# Formats whose files can take more rows at the end; the others get part files.
+_APPENDABLE = {"csv", "ndjson"}
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class FilesConnector(Connector):
+    """A folder of data files."""
+
+    kind = "files"
+
+    def open(self) -> None:
+        """Resolve the folder (``${VAR}`` allowed) against the pipeline's base folder."""
+        try:
+            folder = resolve(self.spec.url, self.context.env_file)
+        except KeyError as exc:
+            raise ConnectorError(
+                f"Connection '{self.spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
+                "export it or add it to the .env file beside the notebook."
+            ) from None
+        self.folder = (self.context.base_dir / Path(folder).expanduser()).resolve()
+
+    # --- reading -----------------------------------------------------------------------
+
+    def check_extract(self, extract: ExtractStep) -> None:
+        """A files extract needs ``path:`` (a glob under the folder), not SQL."""
+        if extract.path is None:
+            raise SpecError(
+                f"Extract '{extract.name}' reads the folder '{self.spec.name}': its body needs "
+                "'path: some/file_*.csv' (a glob under the folder), not SQL.",
+                step=extract.name,
+            )
+        if extract.format is None and Path(extract.path).suffix.lower() not in READ_FORMATS:
+            raise SpecError(
+                f"Extract '{extract.name}': cannot tell the format of '{extract.path}' from its "
+                "extension. Add 'format: csv' (or parquet, json, ndjson) to the body.",
+                step=extract.name,
+            )
+
+    def scan(self, request: ReadRequest, connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+        """A lazy DuckDB relation over every file the glob matches."""
+        extract = request.extract
+        assert extract.path is not None
+        paths = sorted(glob.glob(str(self.folder / extract.path), recursive=True))
+        paths = [p for p in paths if os.path.isfile(p)]
+        if not paths:
+            raise ConnectorError(
+                f"No files match '{extract.path}' in {self.folder}. Check the path and the "
+                f"folder of connection '{self.spec.name}'.",
+                step=extract.name,
+            )
+        fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
+        try:
+            return _read(connection, fmt, paths, dict(extract.options))
+        except TypeError as exc:
+            raise SpecError(
+                f"Extract '{extract.name}': an option in 'options:' is not known to the {fmt} "
+                f"reader ({exc}).",
+                step=extract.name,
+            ) from None
+        except duckdb.Error as exc:
+            raise ConnectorError(
+                f"Cannot read {fmt} files '{extract.path}': {exc}", step=extract.name
+            ) from None
+
+    # --- writing -----------------------------------------------------------------------
+
+    def check_load(self, load: LoadStep) -> None:
+        """A files load needs ``--path`` with a known extension."""
+        if load.path is None:
+            raise SpecError(
+                f"Load '{load.step}' writes to the folder '{self.spec.name}': use --path FILE "
+                "(.parquet, .csv, .json or .ndjson), not --table.",
+                step=load.step,
+            )
+        if _write_format(load.path) is None:
+            raise SpecError(
+                f"Load '{load.step}': cannot tell the format of '{load.path}'. End the path in "
+                ".parquet, .csv, .json or .ndjson.",
+                step=load.step,
+            )
+
+    def write(self, request: WriteRequest) -> StagedFile:
+        """Stage the rows in a temporary file; the returned handle renames it into place."""
+        load = request.load
+        assert load.path is not None
+        target = self.folder / load.path
+        fmt = _write_format(load.path)
+        assert fmt is not None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if load.mode == "append" and (target.is_dir() or fmt not in _APPENDABLE):
+            return self._stage_part_file(request, target, fmt)
+        staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            if load.mode == "merge" and target.exists():
+                rows = _copy(request, _merged_sql(request, target, fmt), staging, fmt)
+            elif load.mode == "append" and target.exists():
+                rows = self._stage_append(request, target, staging, fmt)
+            else:
+                rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        return StagedFile(staging=staging, target=target, rows=rows)
+
+    def _stage_part_file(self, request: WriteRequest, target: Path, fmt: str) -> StagedFile:
+        if target.is_file():
+            raise ConnectorError(
+                f"Cannot append to {load_path(request)}: {fmt} files cannot grow, so appends go to "
+                f"part files in a folder of that name, but a file is there. Use --mode replace "
+                "or another --path.",
+                step=request.load.step,
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        part = target / f"part-{request.run_id}-{uuid.uuid4().hex[:8]}.{fmt}"
+        staging = target / f".{part.name}.tmp"
+        try:
+            rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        return StagedFile(staging=staging, target=part, rows=rows)
+
+    def _stage_append(self, request: WriteRequest, target: Path, staging: Path, fmt: str) -> int:
+        existing = _read(request.connection, fmt, [str(target)], {}).columns
+        if existing != request.relation.columns:
+            raise ConnectorError(
+                f"Cannot append to {load_path(request)}: its columns {existing} differ from "
+                f"the step's {request.relation.columns}. Use --mode replace to rewrite it.",
+                step=request.load.step,
+            )
+        rows_file = staging.with_suffix(".rows")
+        try:
+            options = "FORMAT csv, HEADER false" if fmt == "csv" else _COPY_OPTIONS[fmt]
+            rows = _copy(request, f"SELECT * FROM {request.table_sql}", rows_file, fmt, options)
+            shutil.copyfile(target, staging)
+            with staging.open("ab") as out, rows_file.open("rb") as new_rows:
+                shutil.copyfileobj(new_rows, out)
+        finally:
+            rows_file.unlink(missing_ok=True)
+        return rows
+
+
+def load_path(request: WriteRequest) -> str:
+    """The load's path as the user wrote it, for messages."""
+    return f"'{request.load.path}'"
+
+
+@dataclass
+class StagedFile:
+    """A fully written temporary file waiting to replace its target."""
+
+    staging: Path
+    target: Path
+    rows: int
+
+    def commit(self) -> None:
+        """Rename the staged file over the target (atomic on one filesystem)."""
+        os.replace(self.staging, self.target)
+
+    def abort(self) -> None:
+        """Delete the staged file."""
+        self.staging.unlink(missing_ok=True)
+
+
+def _write_format(path: str) -> str | None:
+    return WRITE_FORMATS.get(Path(path.rstrip("/")).suffix.lower())
+
+
+def _read(
+    connection: duckdb.DuckDBPyConnection, fmt: str, paths: list[str], options: dict[str, Any]
+) -> duckdb.DuckDBPyRelation:
+    if fmt == "csv":
+        if "delimiter" in options:  # the name users know; DuckDB calls it sep
+            options["sep"] = options.pop("delimiter")
+        return connection.read_csv(paths, **options)
+    if fmt == "parquet":
+        return connection.read_parquet(paths, **options)
+    options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
+    return connection.read_json(paths, **options)
+
+
+def _copy(request: WriteRequest, select: str, path: Path, fmt: str, options: str | None = None) -> int:
+    sql = f"COPY ({select}) TO {_sql_string(str(path))} ({options or _COPY_OPTIONS[fmt]})"
+    try:
+        result = request.connection.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        raise ConnectorError(f"Cannot write {load_path(request)}: {exc}", step=request.load.step) from None
+    return int(result[0][0]) if result else 0
+
+
+def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
+    """The target's rows whose key is not in the step's output, plus the step's rows."""
+    load = request.load
+    missing = [k for k in load.key if k not in request.relation.columns]
+    if missing:
+        raise SpecError(
+            f"Merge key '{missing[0]}' is not a column of step '{load.step}'. "
+            f"Columns: {', '.join(request.relation.columns)}.",
+            step=load.step,
+        )
+    keys = ", ".join(_ident(k) for k in load.key)
+    duplicates = request.connection.execute(
+        f"SELECT count(*) FROM (SELECT {keys} FROM {request.table_sql} GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchall()[0][0]
+    if duplicates:
+        raise ConnectorError(
+            f"Cannot merge step '{load.step}' into {load_path(request)}: {duplicates} key value(s) of "
+            f"({', '.join(load.key)}) appear more than once in the step's rows. Make the key unique "
+            "first (a check with 'unique' finds them).",
+            step=load.step,
+        )
+    reader = {
+        "csv": "read_csv",
+        "parquet": "read_parquet",
+        "json": "read_json_auto",
+        "ndjson": "read_ndjson",
+    }[fmt]
+    old = f"{reader}({_sql_string(str(target))})"
+    return (
+        f"SELECT * FROM {old} ANTI JOIN {request.table_sql} USING ({keys}) "
+        f"UNION ALL BY NAME SELECT * FROM {request.table_sql}"
+    )

@@ -1,0 +1,1 @@
+"""The engine: the DAG, one DuckDB session per pipeline, checks, retries."""

@@ -1,0 +1,344 @@
+"""The pipeline as a graph: dependencies inferred from SQL and Python, never declared.
+
+A SQL transform depends on the tables its SQL reads (found with DuckDB's own
+parser, so ``JOIN ... USING``, CTEs, subqueries and quoted names are read
+as DuckDB reads them). A Python transform depends on the free names in its
+code that are step names. Checks follow their step; loads follow their step
+and its checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import graphlib
+import heapq
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from inspect import signature
+from typing import Any
+
+import duckdb
+
+from etl_nb.errors import PipelineError, SpecError
+from etl_nb.spec import (
+    PARAMETER,
+    CheckStep,
+    ExtractStep,
+    LoadStep,
+    PipelineSpec,
+    Step,
+    TransformStep,
+)
+
+_parser_lock = threading.Lock()
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+@dataclass(frozen=True)
+class Dag:
+    """Steps by node id, the edges between them, and a run order."""
+
+    nodes: dict[str, Step]
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def upstream(self, node: str) -> list[str]:
+        """The nodes ``node`` reads from."""
+        return [a for a, b in self.edges if b == node]
+
+    def downstream(self, node: str) -> list[str]:
+        """The nodes that read ``node``."""
+        return [b for a, b in self.edges if a == node]
+
+    def order(self) -> list[str]:
+        """Node ids in an order that runs each after its inputs; ties keep declaration order."""
+        position = {node: i for i, node in enumerate(self.nodes)}
+        waiting = {node: len(set(self.upstream(node))) for node in self.nodes}
+        ready = [(position[n], n) for n, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            _, node = heapq.heappop(ready)
+            order.append(node)
+            for after in dict.fromkeys(self.downstream(node)):
+                waiting[after] -= 1
+                if waiting[after] == 0:
+                    heapq.heappush(ready, (position[after], after))
+        if len(order) < len(self.nodes):
+            raise PipelineError(
+                f"The steps form a cycle: {self._cycle()}. Break it by renaming or removing one step."
+            )
+        return order
+
+    def _cycle(self) -> str:
+        sorter = graphlib.TopologicalSorter({n: self.upstream(n) for n in self.nodes})
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as exc:
+            cycle: list[str] = list(reversed(exc.args[1]))
+            return " -> ".join(cycle)
+        return "(unknown)"
+
+    def descendants(self, nodes: list[str]) -> set[str]:
+        """``nodes`` and everything downstream of them."""
+        seen: set[str] = set()
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(self.downstream(node))
+        return seen
+
+    def mermaid(self, marks: dict[str, str] | None = None) -> str:
+        """The graph as Mermaid ``flowchart`` text; ``marks`` adds a class per node (failed, stale)."""
+        ids = {node: f"n{i}" for i, node in enumerate(self.nodes)}
+        lines = ["flowchart LR"]
+        for node, step in self.nodes.items():
+            label = node if not isinstance(step, CheckStep | LoadStep) else _label(step)
+            lines.append(f'    {ids[node]}["{label}"]')
+        lines.extend(f"    {ids[a]} --> {ids[b]}" for a, b in self.edges)
+        for node, mark in (marks or {}).items():
+            if node in ids:
+                lines.append(f"    class {ids[node]} {mark}")
+        if marks:
+            lines.append("    classDef failed fill:#fdd,stroke:#c00")
+            lines.append("    classDef stale fill:#eee,stroke:#999,stroke-dasharray: 4")
+        return "\n".join(lines)
+
+
+def _label(step: CheckStep | LoadStep) -> str:
+    if isinstance(step, CheckStep):
+        return f"check {step.step}"
+    return f"load {step.step} → {step.to}:{step.target}"
+
+
+def build_dag(spec: PipelineSpec) -> Dag:
+    """Infer every edge of ``spec``; raise a clear error for unknown names."""
+    tables = spec.tables()
+    nodes = spec.by_id()
+    edges: list[tuple[str, str]] = []
+    checks = {s.step for s in spec.steps if isinstance(s, CheckStep)}
+    for node, step in nodes.items():
+        for upstream in _inputs(step, tables, spec):
+            edges.append((upstream, node))
+        if isinstance(step, LoadStep) and step.step in checks:
+            edges.append((f"check:{step.step}", node))
+    return Dag(nodes=nodes, edges=list(dict.fromkeys(edges)))
+
+
+def _inputs(step: Step, tables: dict[str, ExtractStep | TransformStep], spec: PipelineSpec) -> list[str]:
+    if isinstance(step, ExtractStep):
+        _require_connection(step.source, step.name, spec, "reads from")
+        return []
+    if isinstance(step, CheckStep | LoadStep):
+        if step.step not in tables:
+            kind = "check" if isinstance(step, CheckStep) else "load"
+            raise PipelineError(
+                f"The {kind} of '{step.step}' names a step that does not exist.{_hint(step.step, tables)}",
+                step=step.step,
+            )
+        if isinstance(step, LoadStep):
+            _require_connection(step.to, step.step, spec, "loads to")
+        return [step.step]
+    if step.sql is not None:
+        names = sql_tables(step.sql, step.name)
+        for name in names:
+            if name not in tables:
+                raise PipelineError(
+                    f"Step '{step.name}' reads table '{name}' but no step or connection makes it."
+                    f"{_hint(name, tables)}",
+                    step=step.name,
+                )
+        if step.name in names:
+            raise PipelineError(f"The steps form a cycle: {step.name} -> {step.name}.", step=step.name)
+        return names
+    if step.function is not None:
+        wanted = list(signature(step.function).parameters)
+        unknown = [n for n in wanted if n not in tables]
+        if unknown:
+            raise PipelineError(
+                f"Step '{step.name}' takes argument '{unknown[0]}' but no step makes it."
+                f"{_hint(unknown[0], tables)}",
+                step=step.name,
+            )
+        return wanted
+    return [n for n in python_free_names(step.python or "", step.name) if n in tables and n != step.name]
+
+
+def _require_connection(name: str, step: str, spec: PipelineSpec, verb: str) -> None:
+    if name not in spec.connections:
+        raise PipelineError(
+            f"Step '{step}' {verb} connection '{name}', which is not declared."
+            f"{_hint(name, spec.connections)} Declare it first: %etl connect {name} URL",
+            step=step,
+        )
+
+
+def _hint(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+# --- SQL ------------------------------------------------------------------------------
+
+
+def _parse_sql(sql: str) -> dict[str, Any]:
+    global _parser  # noqa: PLW0603 - one parser connection per process
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect(":memory:")
+        row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0]
+    parsed: dict[str, Any] = json.loads(row[0])
+    return parsed
+
+
+def bindable_sql(sql: str) -> str:
+    """``sql`` with each ``{{ name }}`` turned into a DuckDB variable read (a bound value)."""
+    return PARAMETER.sub(lambda m: f"getvariable('{m.group(1)}')", sql)
+
+
+@lru_cache(maxsize=1024)
+def sql_tables(sql: str, step: str = "") -> list[str]:
+    """The table names a DuckDB SELECT reads, in order, without its CTE names."""
+    parsed = _parse_sql(bindable_sql(sql))
+    if parsed.get("error"):
+        raise SpecError(_sql_error_message(sql, step, parsed), step=step or None)
+    statements = parsed.get("statements", [])
+    if len(statements) != 1:
+        raise SpecError(
+            f"Transform '{step}' holds {len(statements)} statements; a transform is one SELECT.",
+            step=step or None,
+        )
+    ctes: set[str] = set()
+    found: list[str] = []
+    for node in _walk(statements[0]):
+        for entry in node.get("cte_map", {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []:
+            ctes.add(str(entry["key"]).lower())
+        if node.get("type") == "BASE_TABLE":
+            schema = str(node.get("schema_name") or "")
+            catalog = str(node.get("catalog_name") or "")
+            if catalog in ("", "memory", "temp") and schema in ("", "main"):
+                found.append(str(node["table_name"]))
+            else:
+                qualified = ".".join(p for p in (catalog, schema, str(node["table_name"])) if p)
+                found.append(qualified)
+    return list(dict.fromkeys(n for n in found if n.lower() not in ctes))
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def _sql_error_message(sql: str, step: str, parsed: dict[str, Any]) -> str:
+    message = str(parsed.get("error_message", "it does not parse"))
+    if parsed.get("error_type") == "not implemented" or "Only SELECT" in message:
+        return f"Transform '{step}' must be one SELECT (or WITH ... SELECT) statement."
+    position = parsed.get("position")
+    where = ""
+    if position is not None and str(position).isdigit():
+        before = bindable_sql(sql)[: int(position)]
+        where = f" at line {before.count(chr(10)) + 1}, column {len(before.rsplit(chr(10), 1)[-1]) + 1}"
+    return f"SQL error in transform '{step}'{where}: {message}."
+
+
+# --- Python ---------------------------------------------------------------------------
+
+
+def python_free_names(code: str, step: str = "") -> list[str]:
+    """Names the code reads before (or without) binding them itself, in order."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise SpecError(
+            f"Python error in transform '{step}' at line {exc.lineno}: {exc.msg}.",
+            step=step or None,
+        ) from None
+    finder = _FreeNames()
+    finder.visit(tree)
+    return [n for n in dict.fromkeys(finder.free) if not hasattr(builtins, n)]
+
+
+class _FreeNames(ast.NodeVisitor):
+    """Collects names loaded before any binding, visiting right-hand sides first."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.free: list[str] = []
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            if node.id not in self.bound:
+                self.free.append(node.id)
+        else:
+            self.bound.add(node.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name) and node.target.id not in self.bound:
+            self.free.append(node.target.id)
+        self.visit(node.value)
+
+    def _bind_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        outer = set(self.bound)
+        self.bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
+        body = node.body if isinstance(node.body, list) else [node.body]
+        for statement in body:
+            self.visit(statement)
+        self.bound = outer
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.bound.add(node.name)
+        self._bind_function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.bound.add(node.name)
+        self._bind_function(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._bind_function(node)
+
+    def _visit_comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> None:
+        outer = set(self.bound)
+        for generator in node.generators:
+            self.visit(generator.iter)
+            self.visit(generator.target)
+            for condition in generator.ifs:
+                self.visit(condition)
+        for child in ("elt", "key", "value"):
+            if hasattr(node, child):
+                self.visit(getattr(node, child))
+        self.bound = outer
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comprehension
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.bound.update(a.asname or a.name for a in node.names)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.bound.add(node.name)
+        self.generic_visit(node)

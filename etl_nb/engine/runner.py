@@ -1,0 +1,489 @@
+"""Running a pipeline's steps in one DuckDB session.
+
+The runner walks the DAG in order. Extracts become DuckDB views over files
+or tables filled from Arrow batches; SQL transforms become views that DuckDB
+fuses with whatever reads them, unless something needs the rows themselves
+(a preview, a check, a Python step, several readers), and then a table.
+Loads are staged as they come and committed together only when every step
+has succeeded, so a failed run leaves every target exactly as it was.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from etl_nb._logging import get_logger
+from etl_nb.connectors import (
+    Connector,
+    ConnectorContext,
+    PendingWrite,
+    ReadRequest,
+    WriteRequest,
+    connector_class,
+)
+from etl_nb.engine.checks import quote, raise_for_failures, run_checks
+from etl_nb.engine.dag import Dag, bindable_sql
+from etl_nb.errors import ConnectorError, EtlError, PipelineError
+from etl_nb.spec import (
+    CheckStep,
+    ConnectionSpec,
+    ExtractStep,
+    LoadStep,
+    PipelineSpec,
+    Step,
+    TransformStep,
+)
+
+Materialize = Literal["auto", "all"]
+StepStatus = Literal["success", "failed", "skipped", "warned"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient connector errors are retried: exponential backoff with jitter."""
+
+    attempts: int = 3
+    initial: float = 0.5
+    maximum: float = 30.0
+    jitter: float = 0.5
+
+    def call(
+        self,
+        action: Callable[[], Any],
+        on_retry: Callable[[BaseException, int], None] | None = None,
+    ) -> Any:
+        """Run ``action``, retrying transient ``ConnectorError``s; permanent errors raise at once."""
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.attempts)),
+            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter),
+            retry=retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.transient),
+            reraise=True,
+            before_sleep=(
+                (lambda state: on_retry(state.outcome.exception(), state.attempt_number))  # type: ignore[union-attr,arg-type]
+                if on_retry
+                else None
+            ),
+        )
+        return retrying(action)
+
+
+@dataclass
+class StepOutcome:
+    """How one step went."""
+
+    step: str
+    kind: str
+    status: StepStatus
+    rows: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class RunListener(Protocol):
+    """Told about each step as a run goes (progress bars, logs)."""
+
+    def step_started(self, step: str, index: int, total: int) -> None:
+        """``step`` (the ``index``-th of ``total``) is starting."""
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        """``outcome.step`` has ended."""
+
+
+@dataclass
+class RunOutcome:
+    """Every step's outcome, the first error, and the new incremental marks."""
+
+    steps: list[StepOutcome]
+    error: BaseException | None = None
+    watermarks: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Literal["success", "failed"]:
+        """``failed`` if any step failed."""
+        return "failed" if self.error is not None else "success"
+
+
+class Session:
+    """One DuckDB connection holding a pipeline's tables, and its open connectors."""
+
+    def __init__(
+        self,
+        database: str = ":memory:",
+        *,
+        memory_limit: str | None = None,
+        temp_directory: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if temp_directory:
+            config["temp_directory"] = str(temp_directory)
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(database, config=config)
+        self.objects: dict[str, Literal["table", "view"]] = {}
+        self._connectors: dict[str, tuple[ConnectionSpec, Connector]] = {}
+
+    def connector(self, spec: ConnectionSpec, context: ConnectorContext) -> Connector:
+        """The open connector for ``spec``; reopened when the connection was redeclared."""
+        known = self._connectors.get(spec.name)
+        if known is not None and known[0] == spec:
+            return known[1]
+        if known is not None:
+            known[1].close()
+        connector = connector_class(spec.type)(spec, context)
+        connector.open()
+        self._connectors[spec.name] = (spec, connector)
+        return connector
+
+    def put(self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool) -> None:
+        """Make ``name`` a table or a view of ``relation`` (a relation or a SELECT)."""
+        self.drop(name)
+        if isinstance(relation, str):
+            kind = "TABLE" if table else "VIEW"
+            self.con.execute(f"CREATE {kind} {quote(name)} AS {relation}")
+        elif table:
+            relation.to_table(name)
+        else:
+            relation.create_view(name, replace=True)
+        self.objects[name] = "table" if table else "view"
+
+    def put_arrow(self, name: str, data: pa.RecordBatchReader | pa.Table) -> None:
+        """Store Arrow data as table ``name``, streaming batch by batch."""
+        self.put(name, self.con.from_arrow(data), table=True)
+
+    def drop(self, name: str) -> None:
+        """Remove ``name`` whether it is a table or a view."""
+        kind = self.objects.pop(name, None)
+        if kind is not None:
+            self.con.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
+
+    def has(self, name: str) -> bool:
+        """Whether step ``name`` has an output in this session."""
+        return name in self.objects
+
+    def relation(self, name: str) -> duckdb.DuckDBPyRelation:
+        """The output of step ``name``."""
+        return self.con.sql(f"SELECT * FROM {quote(name)}")
+
+    def count(self, name: str) -> int:
+        """The number of rows step ``name`` produced."""
+        return int(self.con.execute(f"SELECT count(*) FROM {quote(name)}").fetchall()[0][0])
+
+    def bind(self, params: Mapping[str, Any]) -> None:
+        """Make ``params`` readable as ``{{ name }}`` (DuckDB variables, bound not spliced)."""
+        for name, value in params.items():
+            self.con.execute(f"SET VARIABLE {quote(name)} = $1", [value])
+
+    def close(self) -> None:
+        """Close every connector and the DuckDB connection."""
+        for _, connector in self._connectors.values():
+            connector.close()
+        self._connectors.clear()
+        self.con.close()
+
+
+class Runner:
+    """Runs the steps of one pipeline in a session."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        dag: Dag,
+        session: Session,
+        context: ConnectorContext,
+        *,
+        retry: RetryPolicy | None = None,
+        listener: RunListener | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.dag = dag
+        self.session = session
+        self.context = context
+        self.retry = retry or RetryPolicy()
+        self.listener = listener
+        self.run_id = run_id or uuid.uuid4().hex
+        self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
+
+    def run(
+        self,
+        nodes: Iterable[str],
+        params: Mapping[str, Any],
+        *,
+        materialize: Materialize = "auto",
+        watermarks: Mapping[str, Any] | None = None,
+    ) -> RunOutcome:
+        """Run ``nodes`` (in DAG order) with ``params``; commit loads only if all succeed."""
+        wanted = set(nodes)
+        order = [n for n in self.dag.order() if n in wanted]
+        outcome = RunOutcome(steps=[])
+        pending: list[PendingWrite] = []
+        try:
+            self._bind_params(order, params)
+            for index, node in enumerate(order):
+                step = self.dag.nodes[node]
+                if outcome.error is not None:
+                    outcome.steps.append(StepOutcome(node, step.verb, "skipped"))
+                    continue
+                if self.listener:
+                    self.listener.step_started(node, index, len(order))
+                result = self._run_node(node, step, params, materialize, watermarks or {}, outcome, pending)
+                outcome.steps.append(result)
+                if self.listener:
+                    self.listener.step_finished(result)
+            if outcome.error is None:
+                for write in pending:
+                    write.commit()
+                pending.clear()
+        except EtlError as exc:  # a parameter problem before any step ran
+            outcome.error = exc
+        finally:
+            for write in pending:
+                write.abort()
+        if outcome.error is not None:
+            outcome.watermarks.clear()
+        return outcome
+
+    def _bind_params(self, order: list[str], params: Mapping[str, Any]) -> None:
+        used: dict[str, str] = {}
+        for node in order:
+            step = self.dag.nodes[node]
+            if isinstance(step, TransformStep | ExtractStep):
+                for name in step.parameters:
+                    used.setdefault(name, node)
+        missing = [(name, node) for name, node in used.items() if name not in params]
+        if missing:
+            name, node = missing[0]
+            raise PipelineError(
+                f"Step '{node}' uses the parameter {{{{ {name} }}}} but it has no value. Define "
+                f"'{name}' in the parameters cell or pass it: run(params={{'{name}': ...}}).",
+                step=node,
+            )
+        transform_params = {
+            name: params[name]
+            for name, node in used.items()
+            if isinstance(self.dag.nodes[node], TransformStep)
+        }
+        self.session.bind(transform_params)
+
+    def _run_node(
+        self,
+        node: str,
+        step: Step,
+        params: Mapping[str, Any],
+        materialize: Materialize,
+        watermarks: Mapping[str, Any],
+        outcome: RunOutcome,
+        pending: list[PendingWrite],
+    ) -> StepOutcome:
+        started = time.perf_counter()
+        result = StepOutcome(node, step.verb, "success")
+        log = self.log.bind(step=node)
+        try:
+            if isinstance(step, ExtractStep):
+                result.rows = self._extract(step, params, materialize, watermarks, outcome)
+            elif isinstance(step, TransformStep):
+                result.rows = self._transform(step, params, materialize)
+            elif isinstance(step, CheckStep):
+                self._check(step, result)
+            else:
+                write = self._load(step)
+                pending.append(write)
+                result.rows = write.rows
+        except EtlError as exc:
+            if exc.step is None:
+                exc.step = node
+            outcome.error = exc
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:
+            # A bug in etl_nb: record it, then let the caller show the traceback.
+            outcome.error = exc
+            result.status, result.error = (
+                "failed",
+                f"internal error: {exc.__class__.__name__}: {exc}",
+            )
+        result.seconds = time.perf_counter() - started
+        log.info(
+            "step finished",
+            status=result.status,
+            rows=result.rows,
+            seconds=round(result.seconds, 4),
+        )
+        return result
+
+    # --- the four verbs -------------------------------------------------------------------
+
+    def _needs_table(self, name: str, materialize: Materialize) -> bool:
+        if materialize == "all":
+            return True
+        readers = self.dag.downstream(name)
+        if len(readers) > 1:
+            return True
+        return any(isinstance(self.dag.nodes[r], CheckStep) for r in readers) or any(
+            isinstance(s := self.dag.nodes[r], TransformStep) and s.sql is None for r in readers
+        )
+
+    def _extract(
+        self,
+        step: ExtractStep,
+        params: Mapping[str, Any],
+        materialize: Materialize,
+        watermarks: Mapping[str, Any],
+        outcome: RunOutcome,
+    ) -> int | None:
+        connector = self.session.connector(self.spec.connections[step.source], self.context)
+        connector.check_extract(step)
+        since = watermarks.get(step.name) if step.incremental else None
+        request = ReadRequest(extract=step, params={p: params[p] for p in step.parameters}, since=since)
+        as_table = bool(step.incremental) or self._needs_table(step.name, materialize)
+
+        def extract() -> None:
+            relation = connector.scan(request, self.session.con)
+            if relation is None:
+                self.session.put_arrow(step.name, connector.read(request))
+                return
+            if since is not None and step.incremental:
+                self.session.bind({f"etl_since_{step.name}": since})
+                relation = relation.filter(
+                    f"{quote(step.incremental)} > getvariable('etl_since_{step.name}')"
+                )
+            self.session.put(step.name, relation, table=as_table)
+
+        self.retry.call(extract, self._log_retry(step.name))
+        if step.incremental:
+            self._advance_watermark(step, since, outcome)
+        return self.session.count(step.name) if self.session.objects[step.name] == "table" else None
+
+    def _advance_watermark(self, step: ExtractStep, since: Any, outcome: RunOutcome) -> None:
+        assert step.incremental is not None
+        if step.incremental not in self.session.relation(step.name).columns:
+            raise PipelineError(
+                f"Extract '{step.name}' is incremental on '{step.incremental}', but its rows have no "
+                f"such column. Select it in the query or fix --incremental.",
+                step=step.name,
+            )
+        newest = self.session.con.execute(
+            f"SELECT max({quote(step.incremental)}) FROM {quote(step.name)}"
+        ).fetchall()[0][0]
+        mark = newest if newest is not None else since
+        if mark is not None:
+            outcome.watermarks[step.name] = (step.incremental, mark)
+
+    def _transform(
+        self, step: TransformStep, params: Mapping[str, Any], materialize: Materialize
+    ) -> int | None:
+        if step.sql is not None:
+            as_table = self._needs_table(step.name, materialize)
+            try:
+                self.session.put(step.name, bindable_sql(step.sql), table=as_table)
+            except duckdb.Error as exc:
+                raise PipelineError(f"SQL error in transform '{step.name}': {exc}", step=step.name) from None
+            return self.session.count(step.name) if as_table else None
+        inputs = [a for a, b in self.dag.edges if b == step.name]
+        frames = {name: self.session.relation(name).pl() for name in inputs}
+        result = _call_python(step, frames, params)
+        self.session.put_arrow(step.name, _as_arrow(step.name, result))
+        return self.session.count(step.name)
+
+    def _check(self, step: CheckStep, result: StepOutcome) -> None:
+        failures = run_checks(self.session.con, step.step, step)
+        result.rows = None
+        if failures:
+            result.detail = {"failures": [f.to_dict() for f in failures]}
+            if step.warn:
+                result.status = "warned"
+                result.error = "; ".join(f"{f.rule}: {f.message}" for f in failures)
+                return
+            raise_for_failures(step, failures)
+
+    def _load(self, step: LoadStep) -> PendingWrite:
+        connector = self.session.connector(self.spec.connections[step.to], self.context)
+        connector.check_load(step)
+        request = WriteRequest(
+            load=step,
+            relation=self.session.relation(step.step),
+            connection=self.session.con,
+            table_sql=quote(step.step),
+            run_id=self.run_id,
+        )
+        write: PendingWrite = self.retry.call(lambda: connector.write(request), self._log_retry(step.step))
+        return write
+
+    def _log_retry(self, step: str) -> Callable[[BaseException, int], None]:
+        def log(error: BaseException, attempt: int) -> None:
+            self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
+
+        return log
+
+
+def _call_python(step: TransformStep, frames: dict[str, pl.DataFrame], params: Mapping[str, Any]) -> Any:
+    """Run a Python transform; its result is the last expression (or its function's return)."""
+    try:
+        if step.function is not None:
+            return step.function(**frames)
+        return _exec_last_expression(step.name, step.python or "", {"pl": pl, **params, **frames})
+    except EtlError:
+        raise
+    except Exception as exc:
+        line = _user_line(exc, step.name)
+        raise PipelineError(
+            f"Python error in transform '{step.name}'{line}: {exc.__class__.__name__}: {exc}",
+            step=step.name,
+        ) from exc
+
+
+def _exec_last_expression(name: str, code: str, namespace: dict[str, Any]) -> Any:
+    tree = ast.parse(code)
+    filename = f"<transform {name}>"
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr):
+        exec(compile(ast.Module(body=tree.body[:-1], type_ignores=[]), filename, "exec"), namespace)
+        return eval(compile(ast.Expression(body=last.value), filename, "eval"), namespace)
+    exec(compile(tree, filename, "exec"), namespace)
+    if name in namespace:
+        return namespace[name]
+    raise PipelineError(
+        f"Python transform '{name}' must end with an expression that is its result (for example "
+        f"'orders.filter(pl.col(\"amount\") > 0)'), or assign it to '{name}'.",
+        step=name,
+    )
+
+
+def _user_line(exc: BaseException, name: str) -> str:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == f"<transform {name}>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""
+
+
+def _as_arrow(name: str, result: Any) -> pa.Table | pa.RecordBatchReader:
+    if isinstance(result, pl.LazyFrame):
+        result = result.collect()
+    if isinstance(result, pl.DataFrame):
+        return result.to_arrow()
+    if isinstance(result, pa.Table | pa.RecordBatchReader):
+        return result
+    if isinstance(result, duckdb.DuckDBPyRelation):
+        return result.to_arrow_table()
+    raise PipelineError(
+        f"Python transform '{name}' returned {type(result).__name__}; return a Polars DataFrame "
+        "(or LazyFrame, or an Arrow table).",
+        step=name,
+    )

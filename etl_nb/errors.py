@@ -1,0 +1,66 @@
+"""Errors that etl_nb raises for users.
+
+Every error a user can cause is an ``EtlError`` whose message is a sentence
+that names the problem and the fix. Anything else is a bug in etl_nb.
+
+    EtlError
+    ├── SpecError          a cell, option or body that does not parse or validate
+    ├── ConnectorError     a source or target that cannot be read or written
+    │                      (``transient`` errors are retried with backoff)
+    ├── PipelineError      a pipeline that cannot run: unknown table, cycle, SQL error
+    └── CheckFailed        a data check that found offending rows
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EtlError(Exception):
+    """Base of every error etl_nb raises for a user mistake or a failing source."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        from etl_nb._secrets import redact
+
+        self.step = step
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        """The sentence shown to the user."""
+        return str(self.args[0]) if self.args else ""
+
+
+class SpecError(EtlError):
+    """A cell, an option or a body that does not parse or validate."""
+
+    def __init__(self, message: str, *, step: str | None = None, cell: int | None = None) -> None:
+        self.cell = cell
+        super().__init__(message, step=step)
+
+
+class ConnectorError(EtlError):
+    """A source or target that cannot be read or written.
+
+    ``transient`` marks errors worth retrying (a dropped connection, a 503);
+    permanent ones (a wrong password, a missing file) fail at once.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message, step=step)
+
+
+class PipelineError(EtlError):
+    """A pipeline that cannot run as declared: unknown table, cycle, SQL error."""
+
+
+class CheckFailed(EtlError):
+    """A data check found rows that break it.
+
+    ``failures`` holds one entry per broken rule with its count and sample rows.
+    """
+
+    def __init__(self, message: str, *, step: str, failures: list[dict[str, Any]]) -> None:
+        self.failures = failures
+        super().__init__(message, step=step)

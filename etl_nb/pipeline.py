@@ -1,0 +1,397 @@
+"""The Python API: build a pipeline in code, run it, read its tables.
+
+The magics, the CLI and exported notebooks all drive a pipeline through
+this class, so there is one way a pipeline runs and is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from etl_nb.connectors import ConnectorContext
+from etl_nb.engine.dag import Dag, build_dag
+from etl_nb.engine.runner import Materialize, RetryPolicy, RunListener, Runner, Session, StepOutcome
+from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.spec import (
+    CheckStep,
+    ConnectionSpec,
+    ExtractStep,
+    LoadMode,
+    LoadStep,
+    PipelineSpec,
+    Step,
+    TransformStep,
+    check_rules,
+    infer_connection_type,
+    step_id,
+)
+from etl_nb.store import RunStore, StepRecord
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step of a run: its status, rows (None when fused into a later step) and seconds."""
+
+    status: str
+    rows: int | None
+    seconds: float
+    error: str | None = None
+    kind: str = ""
+
+
+@dataclass
+class RunResult:
+    """What ``Pipeline.run`` did.
+
+    ``status`` is ``"success"`` or ``"failed"``; ``steps`` maps each step id to
+    its ``StepResult`` in run order; ``error`` is the first failure's message.
+    """
+
+    run_id: str
+    pipeline: str
+    status: Literal["success", "failed"]
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        """Rows written by all loads."""
+        return sum(s.rows or 0 for s in self.steps.values() if s.kind == "load")
+
+    def raise_for_status(self) -> RunResult:
+        """Raise the run's error if it failed; return the result otherwise."""
+        if self.exception is not None:
+            raise self.exception
+        return self
+
+    def __str__(self) -> str:
+        lines = [f"run {self.run_id} of '{self.pipeline}': {self.status} in {self.seconds:.2f}s"]
+        for name, step in self.steps.items():
+            rows = "" if step.rows is None else f"{step.rows:>10,} rows"
+            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+        if self.error:
+            lines.append(self.error)
+        return "\n".join(lines)
+
+
+class Pipeline:
+    """An ETL pipeline: connections and steps, run in DAG order in one DuckDB session.
+
+    ``base_dir`` anchors relative folders and holds the ``.env`` file read for
+    ``${VAR}`` references (default: the current folder). ``store`` is a
+    ``RunStore`` or its URL (default ``ETL_NB_STORE_URL`` or the project's
+    SQLite file); ``database``, ``memory_limit`` and ``temp_directory`` set
+    up the DuckDB session (``memory_limit="2GB"`` spills to ``temp_directory``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_dir: str | Path | None = None,
+        store: RunStore | str | None = None,
+        database: str = ":memory:",
+        memory_limit: str | None = None,
+        temp_directory: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        try:
+            self.spec = PipelineSpec(name=name, parameters=dict(parameters or {}))
+        except Exception:
+            raise SpecError(
+                f"'{name}' is not a valid pipeline name: use letters, digits and underscores."
+            ) from None
+        self.base_dir = Path(base_dir or Path.cwd()).resolve()
+        self._store = store
+        self.retry = retry or RetryPolicy()
+        self._session_options: dict[str, Any] = {
+            "database": database,
+            "memory_limit": memory_limit,
+            "temp_directory": temp_directory,
+        }
+        self._session: Session | None = None
+
+    @classmethod
+    def from_spec(cls, spec: PipelineSpec, **options: Any) -> Pipeline:
+        """A pipeline running an existing spec (from the notebook reader, say)."""
+        pipeline = cls(spec.name, **options)
+        pipeline.spec = spec
+        return pipeline
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name, used in the run store."""
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        steps = [step_id(s) for s in self.spec.steps]
+        return f"Pipeline({self.name!r}, connections={list(self.spec.connections)}, steps={steps})"
+
+    # --- declaring ------------------------------------------------------------------------
+
+    def connect(
+        self, name: str, url: str | None = None, *, type: str | None = None, **options: Any
+    ) -> Pipeline:
+        """Declare connection ``name``: a database URL, an http(s) base URL or a folder."""
+        url = url or options.pop("url", None)
+        if not url:
+            raise SpecError(f"Connection '{name}' needs a URL or a folder.", step=name)
+        return self.add(
+            ConnectionSpec(name=name, type=type or infer_connection_type(url), url=url, options=options)
+        )
+
+    def extract(
+        self,
+        name: str,
+        source: str,
+        query: str | None = None,
+        *,
+        path: str | None = None,
+        format: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        records: str | None = None,
+        paginate: Mapping[str, Any] | None = None,
+        incremental: str | None = None,
+    ) -> Pipeline:
+        """Declare an extract from connection ``source`` into table ``name``."""
+        return self.add(
+            _validated(
+                ExtractStep,
+                name=name,
+                source=source,
+                query=query,
+                path=path,
+                format=format,
+                options=dict(options or {}),
+                params=dict(params or {}),
+                records=records,
+                paginate=dict(paginate) if paginate else None,
+                incremental=incremental,
+            )
+        )
+
+    def transform(
+        self, name: str, sql: str | None = None, *, python: str | Callable[..., Any] | None = None
+    ) -> Pipeline:
+        """Declare a transform: DuckDB ``sql``, or ``python`` code (or a function taking step names)."""
+        if callable(python):
+            return self.add(_validated(TransformStep, name=name, function=python))
+        return self.add(_validated(TransformStep, name=name, sql=sql, python=python))
+
+    def check(self, step: str, rules: list[Any], *, warn: bool = False) -> Pipeline:
+        """Declare data checks on ``step`` (the grammar's YAML list, as Python objects)."""
+        return self.add(_validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
+
+    def load(
+        self,
+        step: str,
+        to: str,
+        *,
+        table: str | None = None,
+        path: str | None = None,
+        mode: LoadMode = "append",
+        key: str | Iterable[str] | None = None,
+    ) -> Pipeline:
+        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
+        keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
+        return self.add(_validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
+
+    def add(self, statement: ConnectionSpec | Step) -> Pipeline:
+        """Add a parsed statement (from ``parse_cell``), replacing one with the same identity."""
+        self.spec.add(statement)
+        return self
+
+    # --- running --------------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The DuckDB session that holds this pipeline's tables (created on first use)."""
+        if self._session is None:
+            self._session = Session(
+                self._session_options["database"],
+                memory_limit=self._session_options["memory_limit"],
+                temp_directory=self._session_options["temp_directory"],
+            )
+        return self._session
+
+    @property
+    def store(self) -> RunStore:
+        """The run store runs are recorded in."""
+        if not isinstance(self._store, RunStore):
+            self._store = RunStore(self._store)
+        return self._store
+
+    def dag(self) -> Dag:
+        """The pipeline's graph, with every dependency inferred and checked."""
+        return build_dag(self.spec)
+
+    def run(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        only: Iterable[str] | None = None,
+        from_step: str | None = None,
+        materialize: Materialize = "auto",
+        listener: RunListener | None = None,
+        notebook: str | None = None,
+        trigger: str = "manual",
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run the pipeline (or part of it) and record the run in the store.
+
+        ``params`` fill ``{{ name }}`` (over the pipeline's parameter defaults).
+        ``only`` runs the named steps with their checks and loads; ``from_step``
+        runs a step and everything after it. A failed run returns
+        ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
+        """
+        run_id = run_id or _new_run_id()
+        values = {**self.spec.parameters, **(params or {})}
+        store = self.store
+        store.start_run(run_id, self.name, values, notebook=notebook, trigger=trigger)
+        started = dt.datetime.now(dt.UTC)
+        outcome_steps: list[StepOutcome] = []
+        error: BaseException | None = None
+        try:
+            dag = self.dag()
+            nodes = self._select(dag, only, from_step)
+            watermarks = {
+                s.name: store.watermark(self.name, s.name)
+                for s in self.spec.steps
+                if isinstance(s, ExtractStep) and s.incremental
+            }
+            runner = Runner(
+                self.spec,
+                dag,
+                self.session,
+                self._context(),
+                retry=self.retry,
+                listener=listener,
+                run_id=run_id,
+            )
+            outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
+            outcome_steps, error = outcome.steps, outcome.error
+            if error is None:
+                store.set_watermarks(self.name, run_id, outcome.watermarks)
+        except EtlError as exc:
+            error = exc
+        except BaseException as exc:
+            store.finish_run(run_id, "failed", _records(outcome_steps), error=f"internal error: {exc!r}")
+            raise
+        status: Literal["success", "failed"] = "failed" if error else "success"
+        store.finish_run(run_id, status, _records(outcome_steps), error=str(error) if error else None)
+        if error is not None and not isinstance(error, EtlError):
+            raise error
+        return RunResult(
+            run_id=run_id,
+            pipeline=self.name,
+            status=status,
+            steps={s.step: StepResult(s.status, s.rows, s.seconds, s.error, s.kind) for s in outcome_steps},
+            seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
+            error=str(error) if error else None,
+            exception=error,
+        )
+
+    def run_step(self, node: str, params: Mapping[str, Any] | None = None) -> StepOutcome:
+        """Run one step now against the outputs already in the session (a notebook cell).
+
+        The step's table is materialised for a preview; nothing is recorded in
+        the store. Raises the step's ``EtlError`` if it fails.
+        """
+        dag = self.dag()
+        if node not in dag.nodes:
+            raise PipelineError(f"There is no step '{node}'.", step=node)
+        for upstream in dag.upstream(node):
+            step = dag.nodes[upstream]
+            if isinstance(step, ExtractStep | TransformStep) and not self.session.has(upstream):
+                raise PipelineError(
+                    f"Step '{node}' reads '{upstream}', which has not run in this session yet. "
+                    f"Run its cell first, or run everything with %etl run.",
+                    step=node,
+                )
+        values = {**self.spec.parameters, **(params or {})}
+        runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=_new_run_id())
+        outcome = runner.run([node], values, materialize="all")
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.steps[0]
+
+    def table(self, name: str) -> pl.DataFrame:
+        """The full output of step ``name`` as a Polars DataFrame."""
+        if name not in self.spec.tables():
+            raise PipelineError(f"There is no step '{name}' that makes a table.", step=name)
+        if not self.session.has(name):
+            raise PipelineError(f"Step '{name}' has not run yet: call run() first.", step=name)
+        frame: pl.DataFrame = self.session.relation(name).pl()
+        return frame
+
+    def reset(self) -> None:
+        """Drop every table of the session (declarations stay)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def close(self) -> None:
+        """Release the DuckDB session and open connections."""
+        self.reset()
+
+    def _context(self) -> ConnectorContext:
+        return ConnectorContext(base_dir=self.base_dir, env_file=self.base_dir / ".env")
+
+    def _select(self, dag: Dag, only: Iterable[str] | None, from_step: str | None) -> list[str]:
+        if only is None and from_step is None:
+            return list(dag.nodes)
+        tables = self.spec.tables()
+        chosen: set[str] = set()
+        for name in [*(only or []), *([from_step] if from_step else [])]:
+            if name not in tables:
+                raise PipelineError(f"There is no step '{name}' to run.", step=name)
+        if from_step:
+            chosen |= dag.descendants([from_step])
+        for name in only or []:
+            chosen.add(name)
+            chosen |= {n for n in dag.downstream(name) if isinstance(dag.nodes[n], CheckStep | LoadStep)}
+            chosen |= {n for n in dag.nodes if isinstance(s := dag.nodes[n], LoadStep) and s.step == name}
+        for node in chosen:
+            for upstream in dag.upstream(node):
+                if upstream not in chosen and upstream in tables and not self.session.has(upstream):
+                    raise PipelineError(
+                        f"Step '{node}' reads '{upstream}', which is not part of this run and has no "
+                        f"output in this session. Add it to --only or run everything.",
+                        step=node,
+                    )
+        return [n for n in dag.nodes if n in chosen]
+
+
+def _new_run_id() -> str:
+    # Sortable by time, unique without coordination.
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _validated(model: type[Any], **fields: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = fields.get("name") or fields.get("step")
+        raise SpecError(
+            f"In {model.__name__} '{name}'{f', {where!r}' if where else ''}: {message}.", step=name
+        ) from None
+
+
+def _records(steps: list[StepOutcome]) -> list[StepRecord]:
+    return [StepRecord(s.step, s.kind, s.status, s.rows, s.seconds, s.error, s.detail) for s in steps]

@@ -1,0 +1,310 @@
+"""Reading and writing runs in the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from etl_nb._secrets import redact
+from etl_nb.errors import EtlError
+from etl_nb.store.schema import incremental_state, metadata, runs, step_runs
+
+
+def default_store_url() -> str:
+    """``ETL_NB_STORE_URL``, else a SQLite file under ``$ETL_NB_HOME/.etl_nb/``."""
+    url = os.environ.get("ETL_NB_STORE_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("ETL_NB_HOME") or Path.cwd())
+    return f"sqlite:///{(home / '.etl_nb' / 'etl_nb.db').resolve()}"
+
+
+def now() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a recorded run."""
+
+    step: str
+    kind: str
+    status: str
+    rows: int | None
+    seconds: float | None
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One recorded run and its steps."""
+
+    id: str
+    pipeline: str
+    status: str
+    params: dict[str, Any]
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    seconds: float | None
+    rows: int | None
+    error: str | None
+    notebook: str | None = None
+    output_notebook: str | None = None
+    trigger: str = "manual"
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601)."""
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "steps"}
+        for key in ("started_at", "finished_at"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        data["steps"] = [s.__dict__ for s in self.steps]
+        return data
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(url: str) -> Engine:
+    """One engine per store URL per process; tables created on first use."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create_engine(url)
+            metadata.create_all(engine)
+            _engines[url] = engine
+        return engine
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers and one writer work at once; busy_timeout makes a
+        # second writer wait for the first instead of failing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def _jsonable(value: Any) -> dict[str, Any]:
+    """A high-water mark as JSON that keeps its type."""
+    if isinstance(value, dt.datetime):
+        return {"type": "datetime", "value": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"type": "date", "value": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"type": "decimal", "value": str(value)}
+    if isinstance(value, bool | int | float | str) or value is None:
+        return {"type": "plain", "value": value}
+    return {"type": "str", "value": str(value)}
+
+
+def _from_jsonable(data: dict[str, Any]) -> Any:
+    kind, value = data.get("type"), data.get("value")
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+    if kind == "date":
+        return dt.date.fromisoformat(value)  # type: ignore[arg-type]
+    if kind == "decimal":
+        return Decimal(value)  # type: ignore[arg-type]
+    return value
+
+
+class RunStore:
+    """The run store at ``url`` (default: ``default_store_url()``)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_store_url()
+        try:
+            self.engine = _engine(self.url)
+        except SQLAlchemyError as exc:
+            raise EtlError(
+                f"Cannot open the run store at {redact(self.url)}: {exc.__class__.__name__}. "
+                "Check ETL_NB_STORE_URL (or ETL_NB_HOME) and that the database is reachable."
+            ) from None
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_id: str,
+        pipeline: str,
+        params: dict[str, Any],
+        *,
+        notebook: str | None = None,
+        trigger: str = "manual",
+    ) -> None:
+        """Record that a run started."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(runs).values(
+                    id=run_id,
+                    pipeline=pipeline,
+                    status="running",
+                    params=_json_params(params),
+                    notebook=notebook,
+                    trigger=trigger,
+                    started_at=now(),
+                )
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        steps: list[StepRecord],
+        *,
+        error: str | None = None,
+        output_notebook: str | None = None,
+    ) -> None:
+        """Record a run's end and all its steps in one transaction."""
+        finished = now()
+        with self.engine.begin() as conn:
+            started = conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar_one()
+            if started.tzinfo is None:  # SQLite drops the zone
+                started = started.replace(tzinfo=dt.UTC)
+            conn.execute(step_runs.delete().where(step_runs.c.run_id == run_id))
+            if steps:
+                conn.execute(
+                    insert(step_runs),
+                    [
+                        {
+                            "run_id": run_id,
+                            "position": i,
+                            **s.__dict__,
+                            "error": redact(s.error) if s.error else None,
+                        }
+                        for i, s in enumerate(steps)
+                    ],
+                )
+            values: dict[str, Any] = {
+                "status": status,
+                "finished_at": finished,
+                "seconds": (finished - started).total_seconds(),
+                "rows": sum(s.rows or 0 for s in steps if s.kind == "load") or None,
+                "error": redact(error) if error else None,
+            }
+            if output_notebook is not None:
+                values["output_notebook"] = output_notebook
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def list_runs(self, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if pipeline:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return [_run_record(row._mapping, []) for row in conn.execute(query)]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run with its steps; ``run_id`` may be a unique prefix."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs).where(runs.c.id.startswith(run_id, autoescape=True)).limit(2)
+            ).all()
+            if len(rows) != 1:
+                return None
+            run = rows[0]._mapping
+            steps = conn.execute(
+                select(step_runs).where(step_runs.c.run_id == run["id"]).order_by(step_runs.c.position)
+            )
+            return _run_record(run, [_step_record(s._mapping) for s in steps])
+
+    # --- incremental state ---------------------------------------------------------------
+
+    def watermark(self, pipeline: str, step: str) -> Any:
+        """The high-water mark kept for ``step``, or None before its first good run."""
+        query = select(incremental_state.c.value).where(
+            incremental_state.c.pipeline == pipeline, incremental_state.c.step == step
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return None if value is None else _from_jsonable(value)
+
+    def set_watermarks(self, pipeline: str, run_id: str, marks: dict[str, tuple[str, Any]]) -> None:
+        """Advance the high-water marks of a successful run: ``{step: (column, value)}``."""
+        if not marks:
+            return
+        with self.engine.begin() as conn:
+            for step, (column, value) in marks.items():
+                conn.execute(
+                    incremental_state.delete().where(
+                        incremental_state.c.pipeline == pipeline, incremental_state.c.step == step
+                    )
+                )
+                conn.execute(
+                    insert(incremental_state).values(
+                        pipeline=pipeline,
+                        step=step,
+                        column_name=column,
+                        value=_jsonable(value),
+                        run_id=run_id,
+                        updated_at=now(),
+                    )
+                )
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, bool | int | float | str | type(None)) else str(v) for k, v in params.items()
+    }
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _run_record(row: Any, steps: list[StepRecord]) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        pipeline=row["pipeline"],
+        status=row["status"],
+        params=row["params"] or {},
+        started_at=_aware(row["started_at"]) or now(),
+        finished_at=_aware(row["finished_at"]),
+        seconds=row["seconds"],
+        rows=row["rows"],
+        error=row["error"],
+        notebook=row["notebook"],
+        output_notebook=row["output_notebook"],
+        trigger=row["trigger"],
+        steps=steps,
+    )
+
+
+def _step_record(row: Any) -> StepRecord:
+    return StepRecord(
+        step=row["step"],
+        kind=row["kind"],
+        status=row["status"],
+        rows=row["rows"],
+        seconds=row["seconds"],
+        error=row["error"],
+        detail=row["detail"],
+    )
