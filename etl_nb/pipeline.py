@@ -255,7 +255,7 @@ class Pipeline:
         runs a step and everything after it. A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         """
-        run_id = run_id or _new_run_id()
+        run_id = run_id or new_run_id()
         values = {**self.spec.parameters, **(params or {})}
         store = self.store
         store.start_run(run_id, self.name, values, notebook=notebook, trigger=trigger)
@@ -320,7 +320,7 @@ class Pipeline:
                     step=node,
                 )
         values = {**self.spec.parameters, **(params or {})}
-        runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=_new_run_id())
+        runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
         outcome = runner.run([node], values, materialize="all")
         if outcome.error is not None:
             raise outcome.error
@@ -373,7 +373,7 @@ class Pipeline:
         return [n for n in dag.nodes if n in chosen]
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
     # Sortable by time, unique without coordination.
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 

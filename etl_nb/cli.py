@@ -1,0 +1,169 @@
+"""``etl-nb``: run notebooks as recorded pipelines, and read the run history.
+
+Every user mistake ends with one line on stderr saying what to fix and exit
+code 2; a failed run exits 1; a bug in etl_nb still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from etl_nb.errors import EtlError
+
+EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes in one line with the fix, exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"etl-nb: error: {message}. See '{self.prog} --help'.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``etl-nb`` command line."""
+    parser = _Parser(prog="etl-nb", description="Notebook-native ETL: run, inspect and export pipelines.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a notebook as one recorded pipeline run (papermill)")
+    run.add_argument("notebook", metavar="NB")
+    _add_params(run)
+    run.add_argument("--backend", choices=["local"], default="local", help="where the run executes")
+    run.add_argument("--timeout", type=float, default=None, help="seconds a cell may run")
+
+    runs = commands.add_parser("runs", help="recent runs, newest first")
+    runs.add_argument("--pipeline", metavar="NB", help="only this notebook's (or pipeline's) runs")
+    runs.add_argument("--limit", type=_positive_int, default=20)
+    runs.add_argument("--json", action="store_true", help="print JSON")
+
+    show = commands.add_parser("show", help="one run: steps, rows, times, error")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter for the notebook's parameters cell (repeatable)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0")
+    return int(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``etl-nb``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except EtlError as exc:
+        print(f"etl-nb: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("etl-nb: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from etl_nb.runs.execute import check_parameters, execute_notebook
+
+    params = check_parameters(dict(args.param))
+    result = execute_notebook(args.notebook, params, timeout=args.timeout)
+    _print_run(result.run_id)
+    print(f"executed notebook: {result.output_notebook}")
+    return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from etl_nb.runs.execute import pipeline_name
+    from etl_nb.store import RunStore
+
+    pipeline = args.pipeline
+    if pipeline and pipeline.endswith(".ipynb"):
+        pipeline = pipeline_name(pipeline)
+    records = RunStore().list_runs(pipeline=pipeline, limit=args.limit)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "pipeline", "status", "started", "seconds", "rows", "error", box=None)
+    for r in records:
+        table.add_row(
+            r.id,
+            r.pipeline,
+            _status(r.status),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.seconds:.2f}" if r.seconds is not None else "",
+            "" if r.rows is None else f"{r.rows:,}",
+            (r.error or "").splitlines()[0][:60] if r.error else "",
+        )
+    Console().print(table if records else "No runs recorded yet: run a pipeline with 'etl-nb run NB'.")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from etl_nb.store import RunStore
+
+    record = RunStore().get_run(args.run_id)
+    if record is None:
+        raise EtlError(
+            f"No run '{args.run_id}' in the store (or the prefix matches several). See 'etl-nb runs'."
+        )
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2, default=str))
+        return EXIT_OK
+    _print_run(record.id)
+    return EXIT_OK
+
+
+def _print_run(run_id: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from etl_nb.store import RunStore
+
+    record = RunStore().get_run(run_id)
+    if record is None:
+        raise EtlError(f"Run '{run_id}' was not recorded.")
+    console = Console()
+    seconds = f" in {record.seconds:.2f}s" if record.seconds is not None else ""
+    console.print(f"run {record.id} of [bold]{record.pipeline}[/]: {_status(record.status)}{seconds}")
+    if record.params:
+        console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
+    table = Table("step", "status", "rows", "seconds", box=None)
+    for step in record.steps:
+        rows = "" if step.rows is None else f"{step.rows:,}"
+        table.add_row(step.step, _status(step.status), rows, f"{step.seconds or 0:.3f}")
+    if record.steps:
+        console.print(table)
+    if record.error:
+        console.print(f"[red]{record.error}[/]", markup=True, highlight=False)
+    if record.output_notebook:
+        console.print(f"notebook: {record.output_notebook}")
+
+
+def _status(status: str) -> str:
+    colours = {"success": "green", "failed": "red", "running": "yellow", "warned": "yellow"}
+    colour = colours.get(status, "white")
+    return f"[{colour}]{status}[/]"
+
+
+_COMMANDS = {"run": _run, "runs": _runs, "show": _show}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

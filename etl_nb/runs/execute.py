@@ -1,0 +1,145 @@
+"""One recorded run of a notebook, executed by papermill.
+
+The run is opened in the store before the kernel starts; the kernel's
+``%%etl`` cells see ``ETL_NB_RUN_ID`` and record each step into that run;
+the run is closed here with papermill's verdict, and the executed notebook
+is kept under ``$ETL_NB_HOME/.etl_nb/runs/RUN_ID/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etl_nb.errors import EtlError, PipelineError
+from etl_nb.pipeline import new_run_id
+from etl_nb.store import RunStore, default_store_url
+
+RUN_ID_ENV = "ETL_NB_RUN_ID"
+PIPELINE_ENV = "ETL_NB_PIPELINE"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """The outcome of one recorded notebook run."""
+
+    run_id: str
+    status: str
+    output_notebook: Path
+    error: str | None = None
+
+
+def pipeline_name(notebook: str | Path) -> str:
+    """The pipeline name of a notebook: its file stem as an identifier."""
+    name = re.sub(r"\W", "_", Path(notebook).stem)
+    return name if re.match(r"[A-Za-z_]", name) else f"nb_{name}"
+
+
+def home() -> Path:
+    """The project folder: ``ETL_NB_HOME`` or the current folder."""
+    return Path(os.environ.get("ETL_NB_HOME") or Path.cwd()).resolve()
+
+
+def runs_folder(run_id: str) -> Path:
+    """Where a run's executed notebook is kept."""
+    return home() / ".etl_nb" / "runs" / run_id
+
+
+def execute_notebook(
+    notebook: str | Path,
+    params: Mapping[str, Any] | None = None,
+    *,
+    store: RunStore | None = None,
+    run_id: str | None = None,
+    trigger: str = "manual",
+    timeout: float | None = None,
+    progress: bool = False,
+) -> NotebookRun:
+    """Run ``notebook`` with papermill, injecting ``params``, and record the run."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = Path(notebook).resolve()
+    if not source.is_file():
+        raise PipelineError(f"Notebook '{notebook}' does not exist. Check the path.")
+    store_url = store.url if store else default_store_url()
+    store = store or RunStore(store_url)
+    run_id = run_id or new_run_id()
+    output = runs_folder(run_id) / source.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    name = pipeline_name(source)
+    values = dict(params or {})
+    store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
+    status, error = "success", None
+    try:
+        with _kernel_environment(run_id, name, store_url):
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=values,
+                cwd=str(source.parent),
+                progress_bar=progress,
+                execution_timeout=timeout,
+                log_output=False,
+            )
+    except PapermillExecutionError as exc:
+        status, error = "failed", _execution_error(exc)
+    except Exception as exc:  # the kernel could not start, the notebook is not JSON, ...
+        status, error = "failed", f"{exc.__class__.__name__}: {exc}"
+    store.finish_run(run_id, status, None, error=error, output_notebook=str(output))
+    return NotebookRun(run_id=run_id, status=status, output_notebook=output, error=error)
+
+
+def _execution_error(exc: Any) -> str:
+    """The failing cell's error as the user saw it, without the ANSI colours."""
+    message = f"{exc.ename}: {exc.evalue}" if exc.evalue else str(exc.ename)
+    cell = getattr(exc, "exec_count", None)
+    where = f"cell [{cell}]" if cell else "a cell"
+    return re.sub(r"\x1b\[[0-9;]*m", "", f"{where} failed: {message}")
+
+
+@contextmanager
+def _kernel_environment(run_id: str, pipeline: str, store_url: str) -> Iterator[None]:
+    """Environment the kernel inherits: the run to record into, the store, our Python first."""
+    saved = dict(os.environ)
+    os.environ[RUN_ID_ENV] = run_id
+    os.environ[PIPELINE_ENV] = pipeline
+    os.environ["ETL_NB_STORE_URL"] = store_url
+    os.environ["ETL_NB_HOME"] = str(home())
+    # The stock "python3" kernelspec starts `python` from PATH: make it ours.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def check_parameters(values: Mapping[str, str]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs typed as papermill does: int, float, bool, null, else text."""
+    typed: dict[str, Any] = {}
+    for name, raw in values.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise EtlError(f"Parameter name '{name}' is not a Python identifier.")
+        typed[name] = _typed(raw)
+    return typed
+
+
+def _typed(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
