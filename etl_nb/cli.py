@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
 class _Parser(argparse.ArgumentParser):
     """argparse that reports mistakes in one line with the fix, exit code 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"etl-nb: error: {message}. See '{self.prog} --help'.\n")
 
 

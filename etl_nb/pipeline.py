@@ -7,6 +7,7 @@ this class, so there is one way a pipeline runs and is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from etl_nb.spec import (
     step_id,
 )
 from etl_nb.store import RunStore, StepRecord
+
+# Set by `etl-nb run` for the kernel: the recorded run that steps belong to.
+RUN_ID_ENV = "ETL_NB_RUN_ID"
 
 
 @dataclass(frozen=True)
@@ -255,10 +259,20 @@ class Pipeline:
         runs a step and everything after it. A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         """
-        run_id = run_id or new_run_id()
+        # Inside `etl-nb run`, steps are recorded into the notebook's run.
+        outer_run = os.environ.get(RUN_ID_ENV) if run_id is None else None
+        run_id = run_id or outer_run or new_run_id()
         values = {**self.spec.parameters, **(params or {})}
         store = self.store
-        store.start_run(run_id, self.name, values, notebook=notebook, trigger=trigger)
+        if outer_run is None:
+            store.start_run(run_id, self.name, values, notebook=notebook, trigger=trigger)
+
+        def record(status: str, error: str | None) -> None:
+            if outer_run is None:
+                store.finish_run(run_id, status, _records(outcome_steps), error=error)
+            else:
+                store.record_steps(run_id, _records(outcome_steps))
+
         started = dt.datetime.now(dt.UTC)
         outcome_steps: list[StepOutcome] = []
         error: BaseException | None = None
@@ -286,10 +300,10 @@ class Pipeline:
         except EtlError as exc:
             error = exc
         except BaseException as exc:
-            store.finish_run(run_id, "failed", _records(outcome_steps), error=f"internal error: {exc!r}")
+            record("failed", f"internal error: {exc!r}")
             raise
         status: Literal["success", "failed"] = "failed" if error else "success"
-        store.finish_run(run_id, status, _records(outcome_steps), error=str(error) if error else None)
+        record(status, str(error) if error else None)
         if error is not None and not isinstance(error, EtlError):
             raise error
         return RunResult(
@@ -322,6 +336,8 @@ class Pipeline:
         values = {**self.spec.parameters, **(params or {})}
         runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
         outcome = runner.run([node], values, materialize="all")
+        if os.environ.get(RUN_ID_ENV):
+            self.store.record_steps(os.environ[RUN_ID_ENV], _records(outcome.steps))
         if outcome.error is not None:
             raise outcome.error
         return outcome.steps[0]

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from etl_nb.errors import EtlError, PipelineError
-from etl_nb.pipeline import new_run_id
+from etl_nb.pipeline import RUN_ID_ENV, new_run_id
 from etl_nb.store import RunStore, default_store_url
 
-RUN_ID_ENV = "ETL_NB_RUN_ID"
 PIPELINE_ENV = "ETL_NB_PIPELINE"
 
 

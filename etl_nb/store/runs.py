@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -176,41 +176,73 @@ class RunStore:
         self,
         run_id: str,
         status: str,
-        steps: list[StepRecord],
+        steps: list[StepRecord] | None,
         *,
         error: str | None = None,
         output_notebook: str | None = None,
     ) -> None:
-        """Record a run's end and all its steps in one transaction."""
+        """Record a run's end, in one transaction.
+
+        ``steps`` replaces the run's step records; None keeps the ones
+        recorded as they ran (``record_steps``), and a failed one among them
+        makes the run failed whatever ``status`` says.
+        """
         finished = now()
         with self.engine.begin() as conn:
             started = conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar_one()
             if started.tzinfo is None:  # SQLite drops the zone
                 started = started.replace(tzinfo=dt.UTC)
-            conn.execute(step_runs.delete().where(step_runs.c.run_id == run_id))
-            if steps:
-                conn.execute(
-                    insert(step_runs),
-                    [
-                        {
-                            "run_id": run_id,
-                            "position": i,
-                            **s.__dict__,
-                            "error": redact(s.error) if s.error else None,
-                        }
-                        for i, s in enumerate(steps)
-                    ],
+            if steps is not None:
+                conn.execute(step_runs.delete().where(step_runs.c.run_id == run_id))
+                self._insert_steps(conn, run_id, steps, first_position=0)
+            recorded = conn.execute(
+                select(step_runs.c.kind, step_runs.c.status, step_runs.c.rows).where(
+                    step_runs.c.run_id == run_id
                 )
+            ).all()
+            if any(r.status == "failed" for r in recorded):
+                status = "failed"
             values: dict[str, Any] = {
                 "status": status,
                 "finished_at": finished,
                 "seconds": (finished - started).total_seconds(),
-                "rows": sum(s.rows or 0 for s in steps if s.kind == "load") or None,
+                "rows": sum(r.rows or 0 for r in recorded if r.kind == "load") or None,
                 "error": redact(error) if error else None,
             }
             if output_notebook is not None:
                 values["output_notebook"] = output_notebook
             conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def record_steps(self, run_id: str, steps: list[StepRecord]) -> None:
+        """Add steps to a running run as they finish; a step recorded again replaces its record."""
+        if not steps:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                step_runs.delete().where(
+                    step_runs.c.run_id == run_id, step_runs.c.step.in_([s.step for s in steps])
+                )
+            )
+            last = conn.execute(
+                select(func.max(step_runs.c.position)).where(step_runs.c.run_id == run_id)
+            ).scalar()
+            self._insert_steps(conn, run_id, steps, first_position=0 if last is None else last + 1)
+
+    @staticmethod
+    def _insert_steps(conn: Any, run_id: str, steps: list[StepRecord], first_position: int) -> None:
+        if not steps:
+            return
+        conn.execute(
+            insert(step_runs),
+            [
+                {
+                    "run_id": run_id,
+                    "position": first_position + i,
+                    **{**s.__dict__, "error": redact(s.error) if s.error else None},
+                }
+                for i, s in enumerate(steps)
+            ],
+        )
 
     def list_runs(self, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The most recent runs, newest first."""
