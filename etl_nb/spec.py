@@ -87,8 +87,9 @@ class ExtractStep(_Model):
 
     @property
     def parameters(self) -> list[str]:
-        """Names of the ``{{ name }}`` parameters its query uses."""
-        return parameters_in(self.query or "")
+        """Names of the ``{{ name }}`` parameters its query (or its ``params:`` values) uses."""
+        # REST extracts bind {{ name }} through params: values (sent as query parameters).
+        return parameters_in(" ".join([self.query or "", *(str(v) for v in self.params.values())]))
 
 
 class TransformStep(_Model):

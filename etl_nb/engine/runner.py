@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -354,7 +354,7 @@ class Runner:
         def extract() -> None:
             relation = connector.scan(request, self.session.con)
             if relation is None:
-                self.session.put_arrow(step.name, connector.read(request))
+                self._put_stream(step.name, connector.read(request))
                 return
             if since is not None and step.incremental:
                 self.session.bind({f"etl_since_{step.name}": since})
@@ -367,6 +367,30 @@ class Runner:
         if step.incremental:
             self._advance_watermark(step, since, outcome)
         return self.session.count(step.name) if self.session.objects[step.name] == "table" else None
+
+    def _put_stream(self, name: str, reader: pa.RecordBatchReader) -> None:
+        """Store a connector's batches as table ``name``.
+
+        DuckDB reports an exception raised while it pulls a batch as its own
+        error, dropping the type; the ``EtlError`` that ended the stream (a
+        ``ConnectorError`` on page 7, say) is raised as itself so that its message
+        reaches the user and a transient one is retried.
+        """
+        failure: list[EtlError] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except EtlError as exc:
+                failure.append(exc)
+                raise
+
+        try:
+            self.session.put_arrow(name, pa.RecordBatchReader.from_batches(reader.schema, batches()))
+        except duckdb.Error:
+            if failure:
+                raise failure[0] from None
+            raise
 
     def _advance_watermark(self, step: ExtractStep, since: Any, outcome: RunOutcome) -> None:
         assert step.incremental is not None
