@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -27,8 +28,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def api_notebook(path: Path, body: str, parameters: str = 'start_date = "2026-01-01"') -> Path:
-    """Write a notebook: a parameters cell, then ``body`` as one code cell."""
+@pytest.fixture
+def api_notebook() -> Callable[..., Path]:
+    """Writes a notebook: a parameters cell, then ``body`` as one code cell."""
+    return _api_notebook
+
+
+def _api_notebook(path: Path, body: str, parameters: str = 'start_date = "2026-01-01"') -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
@@ -38,9 +44,14 @@ def api_notebook(path: Path, body: str, parameters: str = 'start_date = "2026-01
     return path
 
 
-def etl_nb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``etl-nb`` command as a user would."""
+@pytest.fixture
+def etl_nb() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the installed ``etl-nb`` command as a user would."""
+    return _etl_nb
+
+
+def _etl_nb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "etl-nb"), *args]
     return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, env=os.environ.copy(), timeout=180
+        command, check=False, cwd=cwd, capture_output=True, text=True, env=os.environ.copy(), timeout=180
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import nbformat
 import pytest
 
-from tests.cli.conftest import api_notebook, etl_nb
+Run = subprocess.CompletedProcess[str]
 
 REVENUE = """
 from etl_nb import Pipeline
@@ -22,7 +24,9 @@ p.run(params={"start_date": start_date}).raise_for_status()
 """
 
 
-def test_run_injects_parameters_records_the_run_and_keeps_the_executed_notebook(project: Path) -> None:
+def test_run_injects_parameters_records_the_run_and_keeps_the_executed_notebook(
+    project: Path, api_notebook: Callable[..., Path], etl_nb: Callable[..., Run]
+) -> None:
     notebook = api_notebook(project / "revenue.ipynb", REVENUE)
 
     done = etl_nb("run", str(notebook), "-p", "start_date", "2026-01-10", cwd=project)
@@ -44,7 +48,9 @@ def test_run_injects_parameters_records_the_run_and_keeps_the_executed_notebook(
     assert shown["rows"] == 3
 
 
-def test_run_of_a_failing_notebook_exits_1_and_records_the_error(project: Path) -> None:
+def test_run_of_a_failing_notebook_exits_1_and_records_the_error(
+    project: Path, api_notebook: Callable[..., Path], etl_nb: Callable[..., Run]
+) -> None:
     notebook = api_notebook(project / "broken.ipynb", REVENUE.replace("orders.csv", "missing.csv"))
 
     done = etl_nb("run", str(notebook), cwd=project)
@@ -69,7 +75,7 @@ def test_run_of_a_failing_notebook_exits_1_and_records_the_error(project: Path) 
     ],
 )
 def test_bad_input_gets_one_line_with_the_fix_and_exit_code_2(
-    project: Path, args: list[str], message: str
+    project: Path, args: list[str], message: str, etl_nb: Callable[..., Run]
 ) -> None:
     done = etl_nb(*args, cwd=project)
 
@@ -79,7 +85,7 @@ def test_bad_input_gets_one_line_with_the_fix_and_exit_code_2(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_runs_on_an_empty_store_says_how_to_start(project: Path) -> None:
+def test_runs_on_an_empty_store_says_how_to_start(project: Path, etl_nb: Callable[..., Run]) -> None:
     done = etl_nb("runs", cwd=project)
 
     assert done.returncode == 0
