@@ -303,7 +303,7 @@ def parameters_in(text: str) -> list[str]:
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
+    close = difflib.get_close_matches(str(word), choices, n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
@@ -361,6 +361,11 @@ def _split_words(
             key, eq, value = word[2:].partition("=")
             if key in verb.flags and not eq:
                 options[key] = True
+            elif key in verb.flags:
+                raise SpecError(
+                    f"Option --{key} of {verb_name} is a switch and takes no value: write --{key}.",
+                    cell=cell,
+                )
             elif key in verb.valued:
                 if not eq:
                     i += 1
@@ -465,7 +470,8 @@ def _build_extract(pos: dict[str, str], opts: dict[str, Any], body: str, cell: i
     }
     data = _structured_body(body, name, cell)
     if isinstance(data, dict):
-        unknown = sorted(set(data) - set(_EXTRACT_BODY_KEYS))
+        # YAML keys may be numbers, booleans or null; compare them as the text the user wrote.
+        unknown = sorted({str(k) for k in data} - set(_EXTRACT_BODY_KEYS))
         if unknown:
             raise SpecError(
                 f"Unknown key '{unknown[0]}' in the body of extract '{name}'."
@@ -626,8 +632,12 @@ def _build_command(
             options["limit"] = _positive_int(options["limit"], "limit")
         if "only" in options:
             options["only"] = [s.strip() for s in str(options["only"]).split(",") if s.strip()]
+            if not options["only"]:
+                raise SpecError("--only needs step names, e.g. --only orders,revenue.", cell=cell)
         if verb == "export" and options.get("to", "ipynb") not in ("py", "ipynb"):
-            raise SpecError("--to must be 'py' or 'ipynb'.")
+            raise SpecError(
+                f"Unknown export format '--to {options['to']}': use --to py or --to ipynb.", cell=cell
+            )
         target = pos.get("STEP") or pos.get("PATH")
         return Command(verb=verb, target=target, options=options)  # type: ignore[arg-type,unused-ignore]
 

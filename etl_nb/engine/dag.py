@@ -16,7 +16,6 @@ import graphlib
 import heapq
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from inspect import signature
@@ -146,14 +145,18 @@ def _inputs(step: Step, tables: dict[str, ExtractStep | TransformStep], spec: Pi
             _require_connection(step.to, step.step, spec, "loads to")
         return [step.step]
     if step.sql is not None:
-        names = sql_tables(step.sql, step.name)
-        for name in names:
-            if name not in tables:
+        # DuckDB matches table names case-insensitively, quoted or not.
+        by_folded = {table.lower(): table for table in tables}
+        names = []
+        for name in sql_tables(step.sql, step.name):
+            if name.lower() not in by_folded:
                 raise PipelineError(
                     f"Step '{step.name}' reads table '{name}' but no step or connection makes it."
                     f"{_hint(name, tables)}",
                     step=step.name,
                 )
+            names.append(by_folded[name.lower()])
+        names = list(dict.fromkeys(names))
         if step.name in names:
             raise PipelineError(f"The steps form a cycle: {step.name} -> {step.name}.", step=step.name)
         return names
@@ -214,30 +217,46 @@ def sql_tables(sql: str, step: str = "") -> list[str]:
             f"Transform '{step}' holds {len(statements)} statements; a transform is one SELECT.",
             step=step or None,
         )
-    ctes: set[str] = set()
     found: list[str] = []
-    for node in _walk(statements[0]):
-        for entry in node.get("cte_map", {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []:
-            ctes.add(str(entry["key"]).lower())
-        if node.get("type") == "BASE_TABLE":
-            schema = str(node.get("schema_name") or "")
-            catalog = str(node.get("catalog_name") or "")
-            if catalog in ("", "memory", "temp") and schema in ("", "main"):
-                found.append(str(node["table_name"]))
-            else:
-                qualified = ".".join(p for p in (catalog, schema, str(node["table_name"])) if p)
-                found.append(qualified)
-    return list(dict.fromkeys(n for n in found if n.lower() not in ctes))
+    _collect_tables(statements[0], frozenset(), found)
+    return list(dict.fromkeys(found))
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
+def _collect_tables(node: Any, ctes: frozenset[str], found: list[str]) -> None:
+    """Append the base tables under ``node`` to ``found``; ``ctes`` are the CTE names in scope.
+
+    A CTE is in scope in the query that declares it and in the CTEs after it,
+    not in its own body (unless recursive): ``WITH orders AS (SELECT * FROM
+    orders ...)`` reads the step ``orders`` and then shadows it.
+    """
+    if isinstance(node, list):
         for item in node:
-            yield from _walk(item)
+            _collect_tables(item, ctes, found)
+        return
+    if not isinstance(node, dict):
+        return
+    cte_map = node.get("cte_map")
+    entries = cte_map.get("map", []) if isinstance(cte_map, dict) else []
+    if entries:
+        scope = set(ctes)
+        for entry in entries:
+            _collect_tables(entry.get("value"), frozenset(scope), found)
+            scope.add(str(entry["key"]).lower())
+        ctes = frozenset(scope)
+    if node.get("type") == "RECURSIVE_CTE_NODE" and node.get("cte_name"):
+        ctes = ctes | {str(node["cte_name"]).lower()}
+    if node.get("type") == "BASE_TABLE":
+        schema = str(node.get("schema_name") or "")
+        catalog = str(node.get("catalog_name") or "")
+        table = str(node["table_name"])
+        if catalog in ("", "memory", "temp") and schema in ("", "main"):
+            if schema or table.lower() not in ctes:
+                found.append(table)
+        else:
+            found.append(".".join(p for p in (catalog, schema, table) if p))
+    for key, value in node.items():
+        if key != "cte_map":
+            _collect_tables(value, ctes, found)
 
 
 def _sql_error_message(sql: str, step: str, parsed: dict[str, Any]) -> str:
@@ -299,6 +318,10 @@ class _FreeNames(ast.NodeVisitor):
         self.visit(node.value)
 
     def _bind_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        # Defaults and decorators run where the function is defined, outside its scope.
+        for expression in [*node.args.defaults, *node.args.kw_defaults, *getattr(node, "decorator_list", [])]:
+            if expression is not None:
+                self.visit(expression)
         outer = set(self.bound)
         self.bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
         body = node.body if isinstance(node.body, list) else [node.body]
@@ -332,6 +355,29 @@ class _FreeNames(ast.NodeVisitor):
         self.bound = outer
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _visit_comprehension
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self.bound.add(node.name)
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.pattern is not None:
+            self.visit(node.pattern)
+        if node.name:
+            self.bound.add(node.name)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bound.add(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        self.generic_visit(node)
+        if node.rest:
+            self.bound.add(node.rest)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.bound.update((a.asname or a.name).split(".")[0] for a in node.names)

@@ -238,7 +238,8 @@ class RunStore:
                 {
                     "run_id": run_id,
                     "position": first_position + i,
-                    **{**s.__dict__, "error": redact(s.error) if s.error else None},
+                    **s.__dict__,
+                    "error": redact(s.error) if s.error else None,
                 }
                 for i, s in enumerate(steps)
             ],
