@@ -98,10 +98,12 @@ class Connector(ABC):
     def check_load(self, load: LoadStep) -> None:
         """Raise ``SpecError`` if ``load`` cannot work with this connection, before any I/O."""
 
-    def scan(
-        self, request: ReadRequest, connection: duckdb.DuckDBPyConnection
-    ) -> duckdb.DuckDBPyRelation | None:
-        """A relation DuckDB can read lazily, or None to fall back to ``read``."""
+    def scan(self, request: ReadRequest, connection: duckdb.DuckDBPyConnection) -> str | None:
+        """A DuckDB SELECT that reads the data lazily, or None to fall back to ``read``.
+
+        A SELECT (rather than a relation) lets the engine keep it as a plain
+        view that DuckDB fuses into later steps, binding the source only once.
+        """
         return None
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:

@@ -92,8 +92,8 @@ class FilesConnector(Connector):
                 step=extract.name,
             )
 
-    def scan(self, request: ReadRequest, connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        """A lazy DuckDB relation over every file the glob matches."""
+    def scan(self, request: ReadRequest, connection: duckdb.DuckDBPyConnection) -> str:
+        """A DuckDB SELECT over every file the glob matches (read lazily, when a step needs it)."""
         extract = request.extract
         assert extract.path is not None
         paths = sorted(glob.glob(str(self.folder / extract.path), recursive=True))
@@ -105,18 +105,7 @@ class FilesConnector(Connector):
                 step=extract.name,
             )
         fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
-        try:
-            return _read(connection, fmt, paths, dict(extract.options))
-        except TypeError as exc:
-            raise SpecError(
-                f"Extract '{extract.name}': an option in 'options:' is not known to the {fmt} "
-                f"reader ({exc}).",
-                step=extract.name,
-            ) from None
-        except duckdb.Error as exc:
-            raise ConnectorError(
-                f"Cannot read {fmt} files '{extract.path}': {exc}", step=extract.name
-            ) from None
+        return reader_sql(fmt, paths, dict(extract.options), extract.name)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -177,7 +166,7 @@ class FilesConnector(Connector):
         return StagedFile(staging=staging, target=part, rows=rows)
 
     def _stage_append(self, request: WriteRequest, target: Path, staging: Path, fmt: str) -> int:
-        existing = _read(request.connection, fmt, [str(target)], {}).columns
+        existing = request.connection.sql(reader_sql(fmt, [str(target)], {}, request.load.step)).columns
         if existing != request.relation.columns:
             raise ConnectorError(
                 f"Cannot append to {load_path(request)}: its columns {existing} differ from "
@@ -222,17 +211,36 @@ def _write_format(path: str) -> str | None:
     return WRITE_FORMATS.get(Path(path.rstrip("/")).suffix.lower())
 
 
-def _read(
-    connection: duckdb.DuckDBPyConnection, fmt: str, paths: list[str], options: dict[str, Any]
-) -> duckdb.DuckDBPyRelation:
-    if fmt == "csv":
-        if "delimiter" in options:  # the name users know; DuckDB calls it sep
-            options["sep"] = options.pop("delimiter")
-        return connection.read_csv(paths, **options)
-    if fmt == "parquet":
-        return connection.read_parquet(paths, **options)
-    options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
-    return connection.read_json(paths, **options)
+def reader_sql(fmt: str, paths: list[str], options: dict[str, Any], step: str) -> str:
+    """A SELECT reading ``paths`` with DuckDB's reader for ``fmt`` and the user's ``options``."""
+    if fmt == "csv" and "delimiter" in options:  # the name users know; DuckDB calls it sep
+        options["sep"] = options.pop("delimiter")
+    if fmt in ("json", "ndjson"):
+        options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
+    reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "ndjson": "read_json"}[fmt]
+    arguments = [_literal(paths, step)]
+    for name, value in options.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SpecError(f"Extract '{step}': '{name}' is not a valid reader option name.", step=step)
+        arguments.append(f"{name} = {_literal(value, step)}")
+    return f"SELECT * FROM {reader}({', '.join(arguments)})"
+
+
+def _literal(value: Any, step: str) -> str:
+    """A YAML option value as a DuckDB literal (strings quoted, never spliced raw)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _sql_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v, step) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_sql_string(str(k))}: {_literal(v, step)}" for k, v in value.items()) + "}"
+    raise SpecError(f"Extract '{step}': option value {value!r} is not a string, number, list or mapping.")
 
 
 def _copy(request: WriteRequest, select: str, path: Path, fmt: str, options: str | None = None) -> int:

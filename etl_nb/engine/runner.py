@@ -352,16 +352,22 @@ class Runner:
         as_table = bool(step.incremental) or self._needs_table(step.name, materialize)
 
         def extract() -> None:
-            relation = connector.scan(request, self.session.con)
-            if relation is None:
+            select = connector.scan(request, self.session.con)
+            if select is None:
                 self._put_stream(step.name, connector.read(request))
                 return
             if since is not None and step.incremental:
                 self.session.bind({f"etl_since_{step.name}": since})
-                relation = relation.filter(
-                    f"{quote(step.incremental)} > getvariable('etl_since_{step.name}')"
+                select = (
+                    f"SELECT * FROM ({select}) "
+                    f"WHERE {quote(step.incremental)} > getvariable('etl_since_{step.name}')"
                 )
-            self.session.put(step.name, relation, table=as_table)
+            try:
+                self.session.put(step.name, select, table=as_table)
+            except duckdb.Error as exc:
+                raise ConnectorError(
+                    f"Cannot read '{step.name}' from connection '{step.source}': {exc}", step=step.name
+                ) from None
 
         self.retry.call(extract, self._log_retry(step.name))
         if step.incremental:
