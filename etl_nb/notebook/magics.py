@@ -1,0 +1,506 @@
+"""``%etl`` and ``%%etl``: the grammar of DESIGN.md section 2, as a thin skin over ``Pipeline``.
+
+A notebook has one pipeline (``etl_nb.current()``). Each ``%%etl`` cell goes
+through the shared parser (``etl_nb.spec.parse_cell``), is added to that
+pipeline, and runs at once against the outputs of earlier cells:
+
+- ``connect`` declares, ``extract``/``transform`` materialise and preview,
+  ``check`` runs its rules, ``load`` writes;
+- ``run``, ``dag``, ``runs``, ``show``, ``reset``, ``params`` act on the whole pipeline.
+
+``{{ name }}`` parameters take their values from the notebook's namespace
+(where papermill injects them) and are bound, never spliced. A user mistake
+(an ``EtlError``) is shown as one message without a traceback
+(``EtlUsageError``); the cell still fails, so papermill fails the run. Any
+other exception is a bug in etl_nb and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.display import display as _ipython_display
+
+from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
+from etl_nb.notebook.reader import pipeline_name
+from etl_nb.spec import (
+    IDENTIFIER,
+    CheckStep,
+    Command,
+    ConnectionSpec,
+    ExtractStep,
+    LoadStep,
+    Statement,
+    Step,
+    TransformStep,
+    parse_cell,
+    step_id,
+)
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from etl_nb.engine.dag import Dag
+    from etl_nb.pipeline import Pipeline
+
+__all__ = ["EtlMagics", "EtlUsageError", "NotebookSession", "current_pipeline", "load_ipython_extension"]
+
+# IPython's display is untyped; one typed alias keeps mypy strict everywhere else.
+display: Callable[..., Any] = _ipython_display
+
+DEFAULT_PREVIEW_ROWS = 10
+DEFAULT_RUNS = 10
+_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER = re.compile("\x00([A-Za-z_][A-Za-z0-9_]*)\x00")
+# Values a Python transform may receive from the notebook namespace: data, not modules or objects.
+_PLAIN = (str, int, float, bool, type(None), dt.date, dt.datetime, dt.time, dt.timedelta, decimal.Decimal)
+
+
+class EtlUsageError(UsageError):
+    """A user mistake in a ``%etl`` cell: shown as one message, never as a traceback.
+
+    It subclasses ``UsageError`` and renders its own one-line traceback, so the
+    cell fails (papermill stops the run and records the error) while the user
+    sees only the sentence that names the step and the fix. ``error`` is the
+    ``EtlError`` behind it.
+    """
+
+    def __init__(self, message: str, error: EtlError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.kind = type(error).__name__ if error is not None else "EtlError"
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{self.kind}\x1b[0m: {self}"]
+
+
+def _notebook_path(shell: InteractiveShell) -> str | None:
+    """The running notebook's path when the frontend or the runner tells it."""
+    for value in (
+        os.environ.get("ETL_NB_NOTEBOOK"),
+        shell.user_ns.get("__vsc_ipynb_file__"),
+        os.environ.get("JPY_SESSION_NAME"),
+    ):
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            return value
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(line: str, body: str | None) -> Statement:
+    # Statements are frozen, so a re-run of an unchanged cell reuses its parse.
+    return parse_cell(line, body)
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+_SQL_CONTEXT = re.compile(r"\n*LINE (\d+): (.*)\n( *)(\^+)\s*$", re.DOTALL)
+
+
+def _short_sql_error(message: str, step: Step | None) -> str:
+    """DuckDB's multi-line error as one line, with the position in the cell's own SQL."""
+    match = _SQL_CONTEXT.search(message)
+    if match is None or not isinstance(step, TransformStep) or step.sql is None:
+        return " ".join(line.strip() for line in message.splitlines() if line.strip())
+    from etl_nb.engine.dag import bindable_sql
+
+    head = message[: match.start()]
+    line_no = int(match.group(1))
+    context = match.group(2)
+    caret = len(match.group(3)) - len(f"LINE {line_no}: ")
+    lines = bindable_sql(step.sql).split("\n")
+    where = ""
+    if 0 < line_no <= len(lines):
+        core = context[3:] if context.startswith("...") else context
+        caret -= len(context) - len(core)
+        core = core.removesuffix("...")
+        quoted = '"' + step.name.replace('"', '""') + '"'
+        for prefix in (f"CREATE TABLE {quoted} AS ", f"CREATE VIEW {quoted} AS ", ""):
+            full = (prefix if line_no == 1 else "") + lines[line_no - 1]
+            at = full.find(core)
+            if at >= 0 and core:
+                column = at + caret - (len(prefix) if line_no == 1 else 0) + 1
+                if column >= 1:
+                    where = f" at line {line_no}, column {column}"
+                break
+    head = " ".join(line.strip() for line in head.splitlines() if line.strip())
+    prefix = f"SQL error in transform '{step.name}'"
+    if where and head.startswith(prefix + ":"):
+        head = prefix + where + head[len(prefix) :]
+    return head
+
+
+@dataclass
+class NotebookSession:
+    """The notebook's pipeline and what its cells did: which steps ran, failed or went stale."""
+
+    shell: InteractiveShell
+    pipeline: Pipeline
+    tick: int = 0
+    done: dict[str, int] = field(default_factory=dict)  # node -> tick of its last success
+    declared: dict[str, int] = field(default_factory=dict)  # node -> tick of its last declaration
+    failed: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, shell: InteractiveShell) -> NotebookSession:
+        """A fresh pipeline named after the notebook, with paths relative to the kernel's folder."""
+        from etl_nb.pipeline import Pipeline
+
+        return cls(shell=shell, pipeline=Pipeline(pipeline_name(_notebook_path(shell)), base_dir=Path.cwd()))
+
+    # --- cells ----------------------------------------------------------------------------
+
+    def execute(self, line: str, body: str | None) -> None:
+        """Run one ``%etl`` line or ``%%etl`` cell; raise ``EtlUsageError`` for a user mistake."""
+        statement: Statement | None = None
+        try:
+            statement = _parse(line, body)
+            if isinstance(statement, Command):
+                self.command(statement)
+            else:
+                self.declare(statement)
+                if not isinstance(statement, ConnectionSpec):
+                    self.run_cell_step(statement)
+        except EtlError as exc:
+            raise EtlUsageError(self._message(exc, line, statement), exc) from None
+
+    def _message(self, exc: EtlError, line: str, statement: Statement | None) -> str:
+        step = (
+            statement if isinstance(statement, ExtractStep | TransformStep | CheckStep | LoadStep) else None
+        )
+        message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
+        name = exc.step or _line_name(line)
+        verb = line.split(maxsplit=1)[0] if line.split() else ""
+        if (
+            name
+            and f"'{name}'" not in message
+            and verb in ("connect", "extract", "transform", "check", "load")
+        ):
+            message = f"{verb} '{name}': {message}"
+        return message
+
+    def declare(self, statement: ConnectionSpec | Step) -> None:
+        """Add a statement; if it leaves the graph invalid, take it back and raise."""
+        spec = self.pipeline.spec
+        steps, connections = list(spec.steps), dict(spec.connections)
+        self.pipeline.add(statement)
+        try:
+            self.pipeline.dag().order()
+        except EtlError:
+            spec.steps[:] = steps
+            spec.connections.clear()
+            spec.connections.update(connections)
+            raise
+        self.tick += 1
+        node = statement.name if isinstance(statement, ConnectionSpec) else step_id(statement)
+        self.declared[node] = self.tick
+
+    def run_cell_step(self, step: Step) -> None:
+        """Run one step against earlier cells' outputs and display what it did."""
+        node = step_id(step)
+        params = self.params_for([step])
+        try:
+            outcome = self.pipeline.run_step(node, params)
+        except EtlError:
+            self.failed.add(node)
+            raise
+        self.tick += 1
+        self.done[node] = self.tick
+        self.failed.discard(node)
+        self.seconds[node] = outcome.seconds
+        if isinstance(step, ExtractStep | TransformStep):
+            display(self.preview(step.name, DEFAULT_PREVIEW_ROWS, rows=outcome.rows, took=outcome.seconds))
+        elif isinstance(step, CheckStep):
+            rules = len(step.rules)
+            if outcome.status == "warned":
+                failures = (outcome.detail or {}).get("failures", [])
+                detail = [f"{f['rule']}: {f['count']:,} of {f['total']:,} rows break it" for f in failures]
+                display(
+                    Message(f"check {step.step}: {len(failures)} of {rules} rules warn", detail, "warned")
+                )
+            else:
+                display(Message(f"check {step.step}: {rules} rule{'s' if rules != 1 else ''} passed"))
+        else:
+            assert isinstance(step, LoadStep)
+            display(
+                Message(
+                    f"load {step.step}: wrote {rows_text(outcome.rows or 0)} to "
+                    f"{step.to}:{step.target} ({step.mode})"
+                )
+            )
+
+    def preview(
+        self, name: str, limit: int, *, rows: int | None = None, took: float | None = None
+    ) -> StepPreview:
+        """The first ``limit`` rows of step ``name``, its row count, schema and time."""
+        session = self.pipeline.session
+        frame = session.relation(name).limit(limit).pl()
+        if rows is None:
+            rows = session.count(name)
+        kind = self.pipeline.spec.tables()[name].verb
+        return StepPreview(name=name, frame=frame, rows=rows, seconds=took, kind=kind)
+
+    # --- parameters -----------------------------------------------------------------------
+
+    def params_for(self, steps: list[Step]) -> dict[str, Any]:
+        """Values from the notebook namespace for the parameters ``steps`` use.
+
+        ``{{ name }}`` in SQL must be defined; a Python transform also gets the
+        plain values (strings, numbers, dates, lists of them) it names.
+        """
+        namespace = self.shell.user_ns
+        tables = self.pipeline.spec.tables()
+        params: dict[str, Any] = {}
+        for step in steps:
+            if not isinstance(step, ExtractStep | TransformStep):
+                continue
+            for name in step.parameters:
+                if name not in namespace:
+                    raise PipelineError(
+                        f"Step '{step.name}' uses the parameter {{{{ {name} }}}} but the notebook has no "
+                        f"variable '{name}'. Define it in the parameters cell ({name} = ...) and run that "
+                        "cell first.",
+                        step=step.name,
+                    )
+                params[name] = namespace[name]
+            if isinstance(step, TransformStep) and step.python is not None:
+                from etl_nb.engine.dag import python_free_names
+
+                for name in python_free_names(step.python, step.name):
+                    if name not in tables and name != "pl" and name in namespace and _plain(namespace[name]):
+                        params[name] = namespace[name]
+        return params
+
+    # --- line commands --------------------------------------------------------------------
+
+    def command(self, command: Command) -> None:
+        """Run a line command: run, dag, runs, show, export, reset, params."""
+        handler = getattr(self, f"cmd_{command.verb}")
+        handler(command)
+
+    def cmd_run(self, command: Command) -> None:
+        """``%etl run [--only A,B] [--from A]``: run the pipeline in DAG order and record it."""
+        from etl_nb.notebook.widgets import RunProgress
+
+        only: list[str] | None = command.options.get("only")
+        from_step: str | None = command.options.get("from")
+        dag = self.pipeline.dag()
+        params = self.params_for(list(dag.nodes.values()))
+        progress = RunProgress(self.pipeline.name, len(dag.nodes), widgets=hasattr(self.shell, "kernel"))
+        try:
+            result = self.pipeline.run(
+                params, only=only, from_step=from_step, listener=progress, notebook=_notebook_path(self.shell)
+            )
+        except BaseException:
+            progress.finish({"text/plain": progress.text()})
+            raise
+        progress.finish(run_bundle(result))
+        self.tick += 1
+        for node, step in result.steps.items():
+            if step.status in ("success", "warned"):
+                self.done[node] = self.tick
+                self.failed.discard(node)
+                self.seconds[node] = step.seconds
+            elif step.status == "failed":
+                self.failed.add(node)
+        result.raise_for_status()
+
+    def cmd_dag(self, command: Command) -> None:
+        """``%etl dag``: the graph as Mermaid, with failed and stale steps marked."""
+        dag = self.pipeline.dag()
+        marks = self.marks(dag)
+        labels = {node: _label(step) for node, step in dag.nodes.items()}
+        lines = [
+            (labels[node], [labels[u] for u in dict.fromkeys(dag.upstream(node))], marks.get(node, ""))
+            for node in dag.order()
+        ]
+        display(DagView(dag.mermaid(marks), lines))
+
+    def marks(self, dag: Dag) -> dict[str, str]:
+        """``failed`` for steps whose last run failed; ``stale`` for steps whose output is missing or old."""
+        marks: dict[str, str] = {}
+        tables = self.pipeline.spec.tables()
+        session = self.pipeline._session
+        for node in dag.order():
+            if node in self.failed:
+                marks[node] = "failed"
+                continue
+            ran = self.done.get(node)
+            missing = node in tables and (session is None or not session.has(node))
+            upstream = dag.upstream(node)
+            if (
+                ran is None
+                or missing
+                or self.declared.get(node, 0) > ran
+                or any(u in marks or self.done.get(u, 0) > ran for u in upstream)
+            ):
+                marks[node] = "stale"
+        return marks
+
+    def cmd_runs(self, command: Command) -> None:
+        """``%etl runs [--limit N]``: this pipeline's recent runs from the run store."""
+        limit = int(command.options.get("limit", DEFAULT_RUNS))
+        runs = self.pipeline.store.list_runs(self.pipeline.name, limit=limit)
+        display(RunsTable(runs, self.pipeline.name))
+
+    def cmd_show(self, command: Command) -> None:
+        """``%etl show STEP [--limit N]``: a step's preview again."""
+        name = command.target or ""
+        tables = self.pipeline.spec.tables()
+        if name not in tables:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, list(tables), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            known = ", ".join(tables) or "none yet"
+            raise PipelineError(
+                f"There is no step '{name}' that makes a table.{hint} Steps: {known}.",
+                step=name,
+            )
+        session = self.pipeline._session
+        if session is None or not session.has(name):
+            raise PipelineError(
+                f"Step '{name}' has no output yet: run its cell or %etl run first.", step=name
+            )
+        limit = int(command.options.get("limit", DEFAULT_PREVIEW_ROWS))
+        display(self.preview(name, limit, took=self.seconds.get(name)))
+
+    def cmd_reset(self, command: Command) -> None:
+        """``%etl reset``: drop every table of the session; declarations stay."""
+        self.pipeline.reset()
+        self.done.clear()
+        self.failed.clear()
+        spec = self.pipeline.spec
+        display(
+            Message(
+                f"reset '{self.pipeline.name}': tables dropped; {len(spec.connections)} connections and "
+                f"{len(spec.steps)} steps still declared (run them again with %etl run)."
+            )
+        )
+
+    def cmd_params(self, command: Command) -> None:
+        """``%etl params``: the parameters the steps use and their values in the notebook."""
+        names: dict[str, list[str]] = {}
+        for step in self.pipeline.spec.steps:
+            if isinstance(step, ExtractStep | TransformStep):
+                for name in step.parameters:
+                    names.setdefault(name, []).append(step.name)
+        if not names:
+            display(Message("No step uses a {{ parameter }}."))
+            return
+        namespace = self.shell.user_ns
+        detail = [
+            f"{name} = {namespace[name]!r} (used by {', '.join(steps)})"
+            if name in namespace
+            else f"{name}: not defined (used by {', '.join(steps)})"
+            for name, steps in names.items()
+        ]
+        display(Message(f"{len(names)} parameter{'s' if len(names) != 1 else ''}:", detail))
+
+    def cmd_export(self, command: Command) -> None:
+        """``%etl export``: not in this version (export comes with the CLI's ``etl-nb export``)."""
+        raise SpecError(
+            "%etl export is not available in this version of etl_nb. Use the Python API meanwhile: "
+            "etl_nb.current().spec holds every connection and step."
+        )
+
+
+def _label(step: Step) -> str:
+    if isinstance(step, CheckStep):
+        return f"check {step.step}"
+    if isinstance(step, LoadStep):
+        return f"load {step.step} -> {step.to}:{step.target}"
+    return step.name
+
+
+def _line_name(line: str) -> str | None:
+    words = line.split()
+    if len(words) >= 2 and IDENTIFIER.match(words[1]):
+        return words[1]
+    return None
+
+
+_sessions: dict[int, NotebookSession] = {}
+
+
+def _session_for(shell: InteractiveShell) -> NotebookSession:
+    session = _sessions.get(id(shell))
+    if session is None or session.shell is not shell:
+        session = NotebookSession.create(shell)
+        _sessions[id(shell)] = session
+    return session
+
+
+@magics_class
+class EtlMagics(Magics):
+    """The ``%etl`` line magic and the ``%%etl`` cell magic."""
+
+    @no_var_expand
+    @line_cell_magic
+    def etl(self, line: str, cell: str | None = None) -> None:
+        """Declare and run a pipeline step, or act on the pipeline. See docs/grammar.md.
+
+        %%etl extract NAME --from CONN      (body: SQL or YAML)
+        %%etl transform NAME [--python]     (body: DuckDB SQL or Python)
+        %%etl check STEP [--warn]           (body: YAML list of rules)
+        %etl connect NAME URL
+        %etl load STEP --to CONN (--table T | --path P) [--mode M] [--key K]
+        %etl run [--only A,B] [--from A] | dag | runs [--limit N] | show STEP [--limit N] | reset
+        """
+        assert self.shell is not None
+        session = _session_for(self.shell)
+        session.execute(self._expand(line), cell)
+
+    def _expand(self, line: str) -> str:
+        """Expand ``{var}`` and ``$var`` from the notebook as IPython does, keeping ``${SECRET}`` as is."""
+        shell = self.shell
+        assert shell is not None
+        if "$" not in line and "{" not in line:
+            return line
+        protected = _SECRET_REF.sub(lambda m: f"\x00{m.group(1)}\x00", line)
+        # var_expand reads locals `depth` frames up: find the user's frame (its globals are the notebook's).
+        depth, frame = 0, sys._getframe(0)
+        while frame is not None and frame.f_globals is not shell.user_global_ns:
+            frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+        if frame is None:
+            depth = 10_000  # no user frame (called from library code): the namespace alone
+        var_expand: Callable[..., str] = shell.var_expand
+        expanded = var_expand(protected, depth=depth)
+        return _PLACEHOLDER.sub(lambda m: "${" + m.group(1) + "}", expanded)
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext etl_nb``: register the magics and start the notebook's pipeline."""
+    _session_for(ipython)
+    ipython.register_magics(EtlMagics)
+
+
+def current_pipeline() -> Pipeline:
+    """The pipeline this notebook's ``%%etl`` cells built (``etl_nb.current()``)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise EtlError("etl_nb.current() needs a notebook or IPython: run %load_ext etl_nb there first.")
+    return _session_for(shell).pipeline
