@@ -218,11 +218,11 @@ def sql_tables(sql: str, step: str = "") -> list[str]:
             step=step or None,
         )
     found: list[str] = []
-    _collect_tables(statements[0], frozenset(), found)
+    _collect_tables(statements[0], frozenset(), found, step)
     return list(dict.fromkeys(found))
 
 
-def _collect_tables(node: Any, ctes: frozenset[str], found: list[str]) -> None:
+def _collect_tables(node: Any, ctes: frozenset[str], found: list[str], step: str) -> None:
     """Append the base tables under ``node`` to ``found``; ``ctes`` are the CTE names in scope.
 
     A CTE is in scope in the query that declares it and in the CTEs after it,
@@ -231,7 +231,7 @@ def _collect_tables(node: Any, ctes: frozenset[str], found: list[str]) -> None:
     """
     if isinstance(node, list):
         for item in node:
-            _collect_tables(item, ctes, found)
+            _collect_tables(item, ctes, found, step)
         return
     if not isinstance(node, dict):
         return
@@ -240,11 +240,18 @@ def _collect_tables(node: Any, ctes: frozenset[str], found: list[str]) -> None:
     if entries:
         scope = set(ctes)
         for entry in entries:
-            _collect_tables(entry.get("value"), frozenset(scope), found)
+            _collect_tables(entry.get("value"), frozenset(scope), found, step)
             scope.add(str(entry["key"]).lower())
         ctes = frozenset(scope)
     if node.get("type") == "RECURSIVE_CTE_NODE" and node.get("cte_name"):
         ctes = ctes | {str(node["cte_name"]).lower()}
+    if node.get("type") == "TABLE_FUNCTION" and _is_parameter(node.get("function")):
+        name = _parameter_name(node["function"])
+        raise SpecError(
+            f"Transform '{step}' reads from {{{{ {name} }}}} as if it were a table. A parameter is a "
+            "bound value: it cannot name a table or column. Write the table's name in the SQL.",
+            step=step or None,
+        )
     if node.get("type") == "BASE_TABLE":
         schema = str(node.get("schema_name") or "")
         catalog = str(node.get("catalog_name") or "")
@@ -256,7 +263,18 @@ def _collect_tables(node: Any, ctes: frozenset[str], found: list[str]) -> None:
             found.append(".".join(p for p in (catalog, schema, table) if p))
     for key, value in node.items():
         if key != "cte_map":
-            _collect_tables(value, ctes, found)
+            _collect_tables(value, ctes, found, step)
+
+
+def _is_parameter(function: Any) -> bool:
+    return isinstance(function, dict) and function.get("function_name") == "getvariable"
+
+
+def _parameter_name(function: dict[str, Any]) -> str:
+    try:
+        return str(function["arguments"][0]["expression"]["literal"]["text"])
+    except (KeyError, IndexError, TypeError):
+        return "parameter"
 
 
 def _sql_error_message(sql: str, step: str, parsed: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ has succeeded, so a failed run leaves every target exactly as it was.
 from __future__ import annotations
 
 import ast
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,7 +22,7 @@ from typing import Any, Literal, Protocol
 import duckdb
 import polars as pl
 import pyarrow as pa
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from etl_nb._logging import get_logger
 from etl_nb.connectors import (
@@ -66,7 +67,7 @@ class RetryPolicy:
         """Run ``action``, retrying transient ``ConnectorError``s; permanent errors raise at once."""
         retrying = Retrying(
             stop=stop_after_attempt(max(1, self.attempts)),
-            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter),
+            wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.transient),
             reraise=True,
             before_sleep=(
@@ -76,6 +77,11 @@ class RetryPolicy:
             ),
         )
         return retrying(action)
+
+    def _wait(self, state: RetryCallState) -> float:
+        # initial * 2^n plus up to `jitter` seconds, never more than `maximum` in all.
+        delay = self.initial * 2.0 ** (state.attempt_number - 1) + random.uniform(0, self.jitter)
+        return min(delay, self.maximum)
 
 
 @dataclass

@@ -1,0 +1,538 @@
+"""The engine on real files: formats in and out, load modes, checks, parameters, Python steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from etl_nb import Pipeline
+from etl_nb.store import RunStore
+
+ORDERS = [
+    {"id": 1, "customer_id": 10, "amount": 30.0, "currency": "EUR", "status": "paid"},
+    {"id": 2, "customer_id": 10, "amount": 20.0, "currency": "USD", "status": "paid"},
+    {"id": 3, "customer_id": 11, "amount": 15.0, "currency": "EUR", "status": "open"},
+    {"id": 4, "customer_id": 12, "amount": 50.0, "currency": "USD", "status": "paid"},
+    {"id": 5, "customer_id": 13, "amount": 5.0, "currency": "EUR", "status": "refunded"},
+]
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]], delimiter: str = ",") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """A folder with the same kind of data in every readable format."""
+    folder = tmp_path / "lake"
+    _write_csv(folder / "orders.csv", ORDERS)
+    pl.DataFrame({"currency": ["EUR", "USD"], "rate": [1.0, 0.5]}).write_parquet(folder / "rates.parquet")
+    customers = [{"customer_id": i, "name": n} for i, n in [(10, "Ada"), (11, "Grace"), (12, "Linus")]]
+    (folder / "customers.ndjson").write_text("".join(json.dumps(c) + "\n" for c in customers))
+    (folder / "events.json").write_text(json.dumps([{"id": 1, "kind": "click"}, {"id": 2, "kind": "view"}]))
+    return folder
+
+
+@pytest.fixture
+def pipeline(lake: Path) -> Pipeline:
+    p = Pipeline("files", base_dir=lake)
+    p.connect("lake", ".")
+    return p
+
+
+def _rows(path: Path | str, reader: str = "") -> list[tuple[object, ...]]:
+    query = (
+        f"SELECT * FROM {reader}('{path}') ORDER BY ALL" if reader else f"SELECT * FROM '{path}' ORDER BY ALL"
+    )
+    return duckdb.sql(query).fetchall()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def test_reads_csv_parquet_json_and_ndjson(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+    pipeline.extract("customers", source="lake", path="customers.ndjson")
+    pipeline.extract("events", source="lake", path="events.json")
+    result = pipeline.run().raise_for_status()
+    assert result.status == "success"
+    assert pipeline.table("orders").height == 5
+    assert pipeline.table("rates").sort("currency")["rate"].to_list() == [1.0, 0.5]
+    assert pipeline.table("customers")["name"].to_list() == ["Ada", "Grace", "Linus"]
+    assert pipeline.table("events").sort("id")["kind"].to_list() == ["click", "view"]
+
+
+def test_a_glob_reads_every_matching_file(pipeline: Pipeline, lake: Path) -> None:
+    _write_csv(lake / "fx" / "rates_2025.csv", [{"currency": "EUR", "rate": 1.0}])
+    _write_csv(lake / "fx" / "rates_2026.csv", [{"currency": "USD", "rate": 0.9}])
+    pipeline.extract("rates", source="lake", path="fx/rates_*.csv")
+    pipeline.run().raise_for_status()
+    assert sorted(pipeline.table("rates")["currency"].to_list()) == ["EUR", "USD"]
+
+
+def test_format_and_reader_options_from_the_body(pipeline: Pipeline, lake: Path) -> None:
+    _write_csv(lake / "semi.txt", ORDERS, delimiter=";")
+    pipeline.extract("orders", source="lake", path="semi.txt", format="csv", options={"delimiter": ";"})
+    pipeline.run().raise_for_status()
+    assert pipeline.table("orders").columns == list(ORDERS[0])
+
+
+def test_no_matching_file_names_the_path_and_the_connection(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="nope/*.csv")
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "No files match 'nope/*.csv'" in result.error
+    assert "connection 'lake'" in result.error
+    assert result.steps["orders"].status == "failed"
+
+
+def test_an_unknown_extension_asks_for_a_format(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.dat")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "Add 'format: csv'" in result.error
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "reader"), [("out/paid.parquet", ""), ("out/paid.csv", ""), ("out/paid.json", "read_json_auto")]
+)
+def test_replace_writes_parquet_csv_and_json(pipeline: Pipeline, lake: Path, path: str, reader: str) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT id, amount FROM orders WHERE status = 'paid'")
+    pipeline.load("paid", to="lake", path=path, mode="replace")
+    result = pipeline.run().raise_for_status()
+    assert result.steps[f"load:paid:lake:{path}"].rows == 3
+    assert result.rows == 3
+    assert _rows(lake / path, reader) == [(1, 30.0), (2, 20.0), (4, 50.0)]
+    assert [p.name for p in (lake / path).parent.iterdir()] == [Path(path).name]  # no temp files
+
+
+def test_json_output_is_one_array(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("events", source="lake", path="events.json")
+    pipeline.load("events", to="lake", path="out/events.json", mode="replace")
+    pipeline.run().raise_for_status()
+    data = json.loads((lake / "out" / "events.json").read_text())
+    assert sorted(d["id"] for d in data) == [1, 2]
+
+
+def test_replace_twice_leaves_only_the_second_run(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="replace")
+    pipeline.run().raise_for_status()
+    _write_csv(lake / "orders.csv", ORDERS[:2])
+    pipeline.run().raise_for_status()
+    assert len(_rows(lake / "out" / "orders.parquet")) == 2
+
+
+def test_append_to_parquet_writes_part_files_in_a_folder(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/orders.parquet")  # append is the default
+    first = pipeline.run().raise_for_status()
+    second = pipeline.run().raise_for_status()
+    folder = lake / "out" / "orders.parquet"
+    parts = sorted(p.name for p in folder.iterdir())
+    assert folder.is_dir()
+    assert len(parts) == 2
+    assert all(p.startswith("part-") and p.endswith(".parquet") for p in parts)
+    assert any(first.run_id in p for p in parts)
+    assert any(second.run_id in p for p in parts)
+    assert duckdb.sql(f"SELECT count(*) FROM '{folder}/*.parquet'").fetchall() == [(10,)]
+
+
+def test_append_to_parquet_refuses_when_a_file_is_there(pipeline: Pipeline, lake: Path) -> None:
+    pl.DataFrame({"id": [1]}).write_parquet(lake / "taken.parquet")
+    before = (lake / "taken.parquet").read_bytes()
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="taken.parquet", mode="append")
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "Use --mode replace or another --path" in result.error
+    assert (lake / "taken.parquet").read_bytes() == before
+
+
+def test_append_to_csv_adds_rows_under_one_header(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/all.csv", mode="append")
+    pipeline.run().raise_for_status()
+    pipeline.run().raise_for_status()
+    lines = (lake / "out" / "all.csv").read_text().splitlines()
+    assert lines[0] == "id,customer_id,amount,currency,status"
+    assert len(lines) == 1 + 2 * len(ORDERS)
+    assert lines.count(lines[0]) == 1
+
+
+def test_append_to_csv_with_other_columns_is_refused(pipeline: Pipeline, lake: Path) -> None:
+    _write_csv(lake / "out" / "all.csv", [{"x": 1}])
+    before = (lake / "out" / "all.csv").read_bytes()
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/all.csv", mode="append")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "its columns" in result.error
+    assert "Use --mode replace" in result.error
+    assert (lake / "out" / "all.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_merge_into_a_file_updates_matching_keys_and_adds_new_ones(
+    pipeline: Pipeline, lake: Path, suffix: str
+) -> None:
+    target = lake / "out" / f"totals.{suffix}"
+    target.parent.mkdir()
+    existing = pl.DataFrame({"customer_id": [10, 99], "total": [1.0, 7.0]})
+    existing.write_parquet(target) if suffix == "parquet" else existing.write_csv(target)
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("totals", sql="SELECT customer_id, sum(amount) AS total FROM orders GROUP BY ALL")
+    pipeline.load("totals", to="lake", path=f"out/totals.{suffix}", mode="merge", key="customer_id")
+    pipeline.run().raise_for_status()
+    assert _rows(target) == [(10, 50.0), (11, 15.0), (12, 50.0), (13, 5.0), (99, 7.0)]
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_merge_into_a_missing_file_creates_it(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+    pipeline.load("rates", to="lake", path="out/rates.parquet", mode="merge", key=["currency"])
+    pipeline.run().raise_for_status()
+    assert _rows(lake / "out" / "rates.parquet") == [("EUR", 1.0), ("USD", 0.5)]
+
+
+def test_merge_with_duplicate_keys_fails_and_leaves_the_target(pipeline: Pipeline, lake: Path) -> None:
+    target = lake / "out" / "orders.parquet"
+    target.parent.mkdir()
+    pl.DataFrame({"customer_id": [10], "amount": [1.0]}).write_parquet(target)
+    before = target.read_bytes()
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="merge", key="customer_id")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "appear more than once" in result.error
+    assert "a check with 'unique' finds them" in result.error
+    assert target.read_bytes() == before
+
+
+def test_merge_key_that_is_not_a_column_lists_the_columns(pipeline: Pipeline, lake: Path) -> None:
+    pl.DataFrame({"id": [1]}).write_parquet(lake / "t.parquet")
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="t.parquet", mode="merge", key="order_id")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "Merge key 'order_id' is not a column of step 'orders'. Columns: id, customer_id" in result.error
+
+
+def test_a_load_to_a_table_on_a_folder_says_to_use_path(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", table="orders_copy")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "use --path FILE" in result.error
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def test_passing_checks_let_the_load_run(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.check(
+        "orders",
+        [
+            {"not_null": ["id", "amount"]},
+            {"unique": ["id"]},
+            {"accepted_values": {"column": "status", "values": ["paid", "open", "refunded"]}},
+            {"row_count": {"min": 1, "max": 5}},
+            {"expression": "amount > 0"},
+        ],
+    )
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="replace")
+    result = pipeline.run().raise_for_status()
+    assert result.steps["check:orders"].status == "success"
+    assert (lake / "out" / "orders.parquet").is_file()
+
+
+def test_a_failing_check_reports_count_and_five_sample_rows(pipeline: Pipeline, lake: Path) -> None:
+    rows = [{"id": i, "amount": -i} for i in range(1, 9)] + [{"id": 9, "amount": 1}]
+    _write_csv(lake / "neg.csv", rows)
+    pipeline.extract("neg", source="lake", path="neg.csv")
+    pipeline.check("neg", [{"expression": "amount > 0"}, {"not_null": "id"}])
+    pipeline.load("neg", to="lake", path="out/neg.parquet", mode="replace")
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "Check on 'neg' failed:" in result.error
+    assert "expression(amount > 0): 8 of 9 rows break 'amount > 0'" in result.error
+    assert result.error.count("{'id': ") == 5  # five samples, not eight
+    assert "--warn" in result.error
+    assert result.steps["check:neg"].status == "failed"
+    assert result.steps["load:neg:lake:out/neg.parquet"].status == "skipped"
+    assert not (lake / "out").exists()
+
+    record = RunStore().get_run(result.run_id)
+    assert record is not None
+    check = next(s for s in record.steps if s.step == "check:neg")
+    assert check.detail is not None
+    [failure] = check.detail["failures"]
+    assert (failure["rule"], failure["count"], failure["total"]) == ("expression(amount > 0)", 8, 9)
+    assert failure["sample"][0] == {"id": 1, "amount": -1}
+    assert len(failure["sample"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("rule", "label", "count"),
+    [
+        ({"not_null": ["customer_id"]}, "not_null(customer_id)", 1),
+        ({"unique": ["customer_id"]}, "unique(customer_id)", 2),
+        ({"accepted_values": {"status": ["paid", "open"]}}, "accepted_values(status)", 1),
+        ({"row_count": {"max": 3}}, "row_count(max=3)", 6),
+    ],
+)
+def test_each_rule_kind_finds_its_offending_rows(
+    pipeline: Pipeline, lake: Path, rule: dict[str, object], label: str, count: int
+) -> None:
+    _write_csv(lake / "o.csv", [*ORDERS, {**ORDERS[0], "id": 6, "customer_id": ""}])
+    pipeline.extract("o", source="lake", path="o.csv")
+    pipeline.check("o", [rule])
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert f"{label}: {count}" in result.error
+
+
+def test_a_warn_check_reports_without_failing(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.check("orders", [{"accepted_values": {"status": ["paid"]}}], warn=True)
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="replace")
+    result = pipeline.run()
+    assert result.status == "success"
+    check = result.steps["check:orders"]
+    assert check.status == "warned"
+    assert check.error is not None
+    assert "2 of 5 rows have a status outside ['paid']" in check.error
+    assert (lake / "out" / "orders.parquet").is_file()
+    record = RunStore().get_run(result.run_id)
+    assert record is not None
+    assert next(s for s in record.steps if s.step == "check:orders").status == "warned"
+
+
+def test_a_check_on_a_missing_column_lists_the_columns(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.check("orders", [{"not_null": ["amont"]}])
+    result = pipeline.run()
+    assert result.error is not None
+    assert "names column 'amont', which 'orders' does not have. Columns: amount" in result.error
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+def test_parameters_are_bound_as_values(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("chosen", sql="SELECT * FROM orders WHERE status = {{ status }} AND amount >= {{min}}")
+    pipeline.run(params={"status": "paid", "min": 25}).raise_for_status()
+    assert sorted(pipeline.table("chosen")["id"].to_list()) == [1, 4]
+
+
+def test_a_parameter_value_that_looks_like_sql_stays_data(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("chosen", sql="SELECT * FROM orders WHERE status = {{ status }}")
+    result = pipeline.run(params={"status": "1; DROP TABLE orders; --"})
+    assert result.status == "success"
+    assert pipeline.table("chosen").height == 0
+    assert pipeline.table("orders").height == 5
+    assert pipeline.session.count("orders") == 5
+
+
+def test_pipeline_parameter_defaults_are_overridden_by_run_params(lake: Path) -> None:
+    p = Pipeline("params", base_dir=lake, parameters={"status": "open"})
+    p.connect("lake", ".")
+    p.extract("orders", source="lake", path="orders.csv")
+    p.transform("chosen", sql="SELECT id FROM orders WHERE status = {{ status }}")
+    p.run().raise_for_status()
+    assert p.table("chosen")["id"].to_list() == [3]
+    p.run(params={"status": "refunded"}).raise_for_status()
+    assert p.table("chosen")["id"].to_list() == [5]
+
+
+def test_an_unknown_parameter_is_a_clear_error(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("chosen", sql="SELECT * FROM orders WHERE status = {{ status }}")
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error == (
+        "Step 'chosen' uses the parameter {{ status }} but it has no value. Define 'status' in the "
+        "parameters cell or pass it: run(params={'status': ...})."
+    )
+
+
+def test_a_parameter_cannot_name_a_table(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("chosen", sql="SELECT * FROM {{ table }}")
+    result = pipeline.run(params={"table": "orders"})
+    assert result.error is not None
+    assert result.error.startswith("Transform 'chosen' reads from {{ table }} as if it were a table.")
+    assert "cannot name a table or column" in result.error
+
+
+# --- Python transforms --------------------------------------------------------------------
+
+
+def test_python_transform_result_is_the_last_expression(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("customers", source="lake", path="customers.ndjson")
+    pipeline.transform(
+        "named",
+        python=(
+            "paid = orders.filter(pl.col('status') == 'paid')\n"
+            "paid = paid.join(customers, on='customer_id')\n"
+            "paid.select('id', 'name').sort('id')\n"
+        ),
+    )
+    result = pipeline.run().raise_for_status()
+    assert result.steps["named"].rows == 3
+    assert pipeline.table("named").rows() == [(1, "Ada"), (2, "Ada"), (4, "Linus")]
+
+
+def test_python_transform_may_assign_its_own_name(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("big", python="big = orders.filter(pl.col('amount') > 25)")
+    pipeline.run().raise_for_status()
+    assert sorted(pipeline.table("big")["id"].to_list()) == [1, 4]
+
+
+def test_python_transform_sees_parameters(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("big", python="orders.filter(pl.col('amount') > threshold).lazy()")
+    pipeline.run(params={"threshold": 25}).raise_for_status()
+    assert sorted(pipeline.table("big")["id"].to_list()) == [1, 4]
+
+
+def test_function_transform_gets_frames_by_argument_name(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+
+    def in_eur(orders: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
+        return orders.join(rates, on="currency").select("id", eur=pl.col("amount") * pl.col("rate"))
+
+    pipeline.transform("in_eur", python=in_eur)
+    pipeline.transform("total", sql="SELECT sum(eur) AS eur FROM in_eur")
+    pipeline.run().raise_for_status()
+    assert pipeline.table("total")["eur"].to_list() == [30.0 + 10.0 + 15.0 + 25.0 + 5.0]
+
+
+def test_python_error_names_step_line_and_exception(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("bad", python="x = 1\norders.select(pl.col('nope'))")
+    result = pipeline.run()
+    assert result.error is not None
+    assert result.error.startswith("Python error in transform 'bad' at line 2: ColumnNotFoundError")
+
+
+def test_python_transform_without_a_result_says_how_to_give_one(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("bad", python="x = orders.head(1)")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "must end with an expression that is its result" in result.error
+
+
+def test_python_transform_returning_something_else_is_refused(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("bad", python="orders.height")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "returned int; return a Polars DataFrame" in result.error
+
+
+# --- SQL errors, views and tables, partial runs --------------------------------------------
+
+
+def test_sql_error_at_run_time_names_the_step(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("bad", sql="SELECT amont FROM orders")
+    result = pipeline.run()
+    assert result.error is not None
+    assert result.error.startswith("SQL error in transform 'bad':")
+    assert "amont" in result.error
+
+
+def test_steps_read_once_are_fused_views_and_others_are_tables(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.transform("total", sql="SELECT sum(amount) AS total FROM paid")
+    pipeline.check("total", [{"not_null": ["total"]}])
+    result = pipeline.run().raise_for_status()
+    # orders and paid each have one SQL reader: DuckDB fuses them into it; total is checked: a table.
+    objects = pipeline.session.objects
+    assert objects["total"] == "table"
+    assert "table" not in (objects["orders"], objects["paid"])
+    assert (result.steps["orders"].rows, result.steps["paid"].rows, result.steps["total"].rows) == (
+        None,
+        None,
+        1,
+    )
+    all_tables = pipeline.run(materialize="all").raise_for_status()
+    assert (all_tables.steps["orders"].rows, all_tables.steps["paid"].rows) == (5, 3)
+
+
+def test_only_runs_the_named_steps_with_their_checks_and_loads(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.check("paid", [{"row_count": {"min": 1}}])
+    pipeline.load("paid", to="lake", path="out/paid.csv", mode="replace")
+    pipeline.run().raise_for_status()
+    _write_csv(lake / "orders.csv", ORDERS[:1])
+    partial = pipeline.run(only=["orders", "paid"]).raise_for_status()
+    assert list(partial.steps) == ["orders", "paid", "check:paid", "load:paid:lake:out/paid.csv"]
+    assert len((lake / "out" / "paid.csv").read_text().splitlines()) == 2
+
+
+def test_from_step_runs_it_and_everything_downstream(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.transform("total", sql="SELECT sum(amount) AS total FROM paid")
+    pipeline.run(materialize="all").raise_for_status()
+    partial = pipeline.run(from_step="paid").raise_for_status()
+    assert list(partial.steps) == ["paid", "total"]
+    assert pipeline.table("total")["total"].to_list() == [100.0]
+
+
+def test_a_partial_run_needs_its_inputs_in_the_session(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    result = pipeline.run(only=["paid"])
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "reads 'orders', which is not part of this run" in result.error
+    assert "Add it to --only or run everything" in result.error
+
+
+def test_only_an_unknown_step_is_a_clear_error(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    result = pipeline.run(only=["ordres"])
+    assert result.error is not None
+    assert "There is no step 'ordres' to run." in result.error
+
+
+def test_an_error_skips_the_steps_after_it(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("bad", sql="SELECT nope FROM orders")
+    pipeline.transform("after", sql="SELECT * FROM bad")
+    result = pipeline.run()
+    assert [s.status for s in result.steps.values()] == ["success", "failed", "skipped"]
+    with pytest.raises(Exception, match="SQL error in transform 'bad'"):
+        result.raise_for_status()

@@ -1,0 +1,85 @@
+"""``${VAR}`` secret references: resolved late, masked everywhere they could leak."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from etl_nb._secrets import MASK, redact, references, resolve, safe_url
+from etl_nb.errors import ConnectorError, EtlError
+
+
+def _secret() -> str:
+    # Unique per test: redaction is process-wide, a shared value would mask other tests' text.
+    return f"pw-{uuid.uuid4().hex}"
+
+
+def test_references_lists_the_variables() -> None:
+    assert references("postgresql://${PGUSER}:${PGPASSWORD}@db/shop") == ["PGUSER", "PGPASSWORD"]
+    assert references("no secrets here, not even $HOME") == []
+
+
+def test_resolve_substitutes_from_the_environment() -> None:
+    secret = _secret()
+    assert resolve("x://u:${PW}@h", environ={"PW": secret}) == f"x://u:{secret}@h"
+
+
+def test_resolve_reads_a_dotenv_file_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    from_file, from_env = _secret(), _secret()
+    env_file.write_text(f"TOKEN={from_file}\nOTHER={from_file}\n")
+    assert resolve("${TOKEN}", env_file=env_file, environ={}) == from_file
+    assert resolve("${OTHER}", env_file=env_file, environ={"OTHER": from_env}) == from_env
+
+
+def test_resolve_names_the_missing_variable() -> None:
+    with pytest.raises(KeyError) as info:
+        resolve("${NOT_SET_ANYWHERE}", environ={})
+    assert info.value.args[0] == "NOT_SET_ANYWHERE"
+
+
+def test_a_resolved_value_is_masked_from_then_on() -> None:
+    secret = _secret()
+    resolve("${PW}", environ={"PW": secret})
+    assert redact(f"login failed for password {secret}!") == f"login failed for password {MASK}!"
+
+
+def test_an_error_message_never_holds_a_resolved_value() -> None:
+    secret = _secret()
+    resolve("${PW}", environ={"PW": secret})
+    error = ConnectorError(f"cannot connect with {secret}")
+    assert secret not in str(error)
+    assert secret not in repr(error)
+    assert MASK in error.message
+
+
+def test_a_literal_url_password_is_masked() -> None:
+    text = "could not connect to postgresql://alice:hunter2pass@db.example.com:5432/shop"
+    assert redact(text) == f"could not connect to postgresql://alice:{MASK}@db.example.com:5432/shop"
+    assert "hunter2pass" not in str(EtlError(text))
+
+
+def test_a_url_without_password_is_left_alone() -> None:
+    text = "see https://example.com/a:b and postgresql://alice@db/shop and C:/data"
+    assert redact(text) == text
+
+
+def test_safe_url_hides_the_password_of_a_database_url() -> None:
+    shown = safe_url("postgresql://alice:s3cr3t-literal@db:5432/shop")
+    assert "s3cr3t-literal" not in shown
+    assert shown.startswith("postgresql://alice:")
+    assert shown.endswith("@db:5432/shop")
+
+
+def test_safe_url_masks_known_secrets_in_paths_and_http_urls() -> None:
+    secret = _secret()
+    resolve("${TOKEN}", environ={"TOKEN": secret})
+    assert safe_url(f"https://api.example.com/?token={secret}") == f"https://api.example.com/?token={MASK}"
+
+
+def test_very_short_values_are_not_treated_as_secrets() -> None:
+    # A one-letter value would otherwise mask every 'a' in every message.
+    resolve("${SHORT}", environ={"SHORT": "a"})
+    assert redact("a table") == "a table"
