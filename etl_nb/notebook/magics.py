@@ -180,7 +180,11 @@ class NotebookSession:
                 self.command(statement)
             else:
                 self.declare(statement)
-                if not isinstance(statement, ConnectionSpec):
+                if isinstance(statement, ConnectionSpec):
+                    from etl_nb._secrets import redact
+
+                    display(Message(f"connection {statement.name} ({statement.type}): {redact(statement.url)}"))
+                else:
                     self.run_cell_step(statement)
         except EtlError as exc:
             raise EtlUsageError(self._message(exc, line, statement), exc) from None
