@@ -54,11 +54,15 @@ class WriteRequest:
     """
 
     load: LoadStep
-    relation: duckdb.DuckDBPyRelation
     connection: duckdb.DuckDBPyConnection
-    table_sql: str  # the step's object in the session, quoted for SQL
+    table_sql: str  # what to read FROM: the step's table, or a fused subquery
     run_id: str
     batch_rows: int = 122_880
+
+    @property
+    def relation(self) -> duckdb.DuckDBPyRelation:
+        """The step's rows as a DuckDB relation (built on demand: binding it has a cost)."""
+        return self.connection.sql(f"SELECT * FROM {self.table_sql}")
 
     def batches(self) -> pa.RecordBatchReader:
         """The rows to write, streamed as Arrow record batches."""

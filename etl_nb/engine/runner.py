@@ -140,7 +140,10 @@ class Session:
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(database, config=config)
-        self.objects: dict[str, Literal["table", "view"]] = {}
+        self.objects: dict[str, Literal["table", "view", "fused"]] = {}
+        # Steps kept as SQL text and inlined (as CTEs) into whatever reads them,
+        # so DuckDB plans a batch run as one query and binds each source once.
+        self._fused: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._connectors: dict[str, tuple[ConnectionSpec, Connector]] = {}
 
     def connector(self, spec: ConnectionSpec, context: ConnectorContext) -> Connector:
@@ -155,12 +158,14 @@ class Session:
         self._connectors[spec.name] = (spec, connector)
         return connector
 
-    def put(self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool) -> None:
-        """Make ``name`` a table or a view of ``relation`` (a relation or a SELECT)."""
+    def put(
+        self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool, reads: Iterable[str] = ()
+    ) -> None:
+        """Make ``name`` a table or a view of ``relation`` (a relation, or a SELECT reading ``reads``)."""
         self.drop(name)
         if isinstance(relation, str):
             kind = "TABLE" if table else "VIEW"
-            self.con.execute(f"CREATE {kind} {quote(name)} AS {relation}")
+            self.con.execute(f"CREATE {kind} {quote(name)} AS {self.inline(relation, reads)}")
         elif table:
             relation.to_table(name)
         else:
@@ -171,10 +176,61 @@ class Session:
         """Store Arrow data as table ``name``, streaming batch by batch."""
         self.put(name, self.con.from_arrow(data), table=True)
 
+    def fuse(self, name: str, select: str, reads: Iterable[str] = ()) -> None:
+        """Keep ``name`` as SQL text only; readers inline it (see ``inline``)."""
+        self.drop(name)
+        self._fused[name] = (select, tuple(reads))
+        self.objects[name] = "fused"
+
+    def inline(self, select: str, reads: Iterable[str]) -> str:
+        """``select`` with every fused step it reads (directly or not) defined as a CTE."""
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in self._fused and name not in order:
+                for upstream in self._fused[name][1]:
+                    visit(upstream)
+                order.append(name)
+
+        for name in reads:
+            visit(name)
+        if not order:
+            return select
+        ctes = ", ".join(f"{quote(n)} AS ({self._fused[n][0]})" for n in order)
+        return f"WITH {ctes} SELECT * FROM ({select})"
+
+    def source(self, name: str) -> str:
+        """What to read step ``name`` FROM: its table or view, or its fused SQL as a subquery."""
+        if name in self._fused:
+            select, reads = self._fused[name]
+            return f"({self.inline(select, reads)}) AS {quote(name)}"
+        return quote(name)
+
+    def culprit(self, reads: Iterable[str]) -> tuple[str, duckdb.Error] | None:
+        """The first fused step among ``reads`` (and their inputs) whose SQL does not bind."""
+        for name in self._fused_closure(reads):
+            try:
+                self.con.execute(f"DESCRIBE SELECT * FROM {self.source(name)}").fetchall()
+            except duckdb.Error as exc:
+                return name, exc
+        return None
+
+    def _fused_closure(self, reads: Iterable[str]) -> list[str]:
+        order: list[str] = []
+        stack = list(reads)
+        while stack:
+            name = stack.pop()
+            if name in self._fused and name not in order:
+                order.append(name)
+                stack.extend(self._fused[name][1])
+        return list(reversed(order))
+
     def drop(self, name: str) -> None:
-        """Remove ``name`` whether it is a table or a view."""
+        """Remove ``name`` whether it is a table, a view or fused SQL."""
         kind = self.objects.pop(name, None)
-        if kind is not None:
+        if kind == "fused":
+            del self._fused[name]
+        elif kind is not None:
             self.con.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
 
     def has(self, name: str) -> bool:
@@ -183,11 +239,11 @@ class Session:
 
     def relation(self, name: str) -> duckdb.DuckDBPyRelation:
         """The output of step ``name``."""
-        return self.con.sql(f"SELECT * FROM {quote(name)}")
+        return self.con.sql(f"SELECT * FROM {self.source(name)}")
 
     def count(self, name: str) -> int:
         """The number of rows step ``name`` produced."""
-        return int(self.con.execute(f"SELECT count(*) FROM {quote(name)}").fetchall()[0][0])
+        return int(self.con.execute(f"SELECT count(*) FROM {self.source(name)}").fetchall()[0][0])
 
     def bind(self, params: Mapping[str, Any]) -> None:
         """Make ``params`` readable as ``{{ name }}`` (DuckDB variables, bound not spliced)."""
@@ -315,6 +371,8 @@ class Runner:
                 exc.step = node
             outcome.error = exc
             result.status, result.error = "failed", str(exc)
+            if self.session.objects.get(exc.step) == "fused":
+                _blame_fused_step(outcome, result, exc)
         except Exception as exc:
             # A bug in etl_nb: record it, then let the caller show the traceback.
             outcome.error = exc
@@ -368,6 +426,9 @@ class Runner:
                     f"SELECT * FROM ({select}) "
                     f"WHERE {quote(step.incremental)} > getvariable('etl_since_{step.name}')"
                 )
+            if not as_table and self.dag.downstream(step.name):
+                self.session.fuse(step.name, select)
+                return
             try:
                 self.session.put(step.name, select, table=as_table)
             except duckdb.Error as exc:
@@ -423,11 +484,16 @@ class Runner:
         self, step: TransformStep, params: Mapping[str, Any], materialize: Materialize
     ) -> int | None:
         if step.sql is not None:
+            reads = self._reads(step.name)
             as_table = self._needs_table(step.name, materialize)
+            if not as_table and self.dag.downstream(step.name):
+                self.session.fuse(step.name, bindable_sql(step.sql), reads)
+                return None
+            # A step nobody reads is still bound as a view, so its SQL errors show.
             try:
-                self.session.put(step.name, bindable_sql(step.sql), table=as_table)
+                self.session.put(step.name, bindable_sql(step.sql), table=as_table, reads=reads)
             except duckdb.Error as exc:
-                raise PipelineError(f"SQL error in transform '{step.name}': {exc}", step=step.name) from None
+                raise self._sql_error(step.name, exc) from None
             return self.session.count(step.name) if as_table else None
         inputs = [a for a, b in self.dag.edges if b == step.name]
         frames = {name: self.session.relation(name).pl() for name in inputs}
@@ -451,19 +517,49 @@ class Runner:
         connector.check_load(step)
         request = WriteRequest(
             load=step,
-            relation=self.session.relation(step.step),
             connection=self.session.con,
-            table_sql=quote(step.step),
+            table_sql=self.session.source(step.step),
             run_id=self.run_id,
         )
-        write: PendingWrite = self.retry.call(lambda: connector.write(request), self._log_retry(step.step))
+        try:
+            write: PendingWrite = self.retry.call(
+                lambda: connector.write(request), self._log_retry(step.step)
+            )
+        except ConnectorError as exc:
+            found = self.session.culprit([step.step]) if not exc.transient else None
+            if found is None:
+                raise
+            culprit, error = found
+            verb = self.dag.nodes[culprit].verb
+            raise PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit) from None
         return write
+
+    def _reads(self, name: str) -> list[str]:
+        tables = self.spec.tables()
+        return [n for n in self.dag.upstream(name) if n in tables]
+
+    def _sql_error(self, name: str, exc: duckdb.Error) -> PipelineError:
+        """A SQL error, blamed on the fused step it really comes from when there is one."""
+        found = self.session.culprit(self._reads(name))
+        if found is not None:
+            culprit, error = found
+            verb = self.dag.nodes[culprit].verb
+            return PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit)
+        return PipelineError(f"SQL error in transform '{name}': {exc}", step=name)
 
     def _log_retry(self, step: str) -> Callable[[BaseException, int], None]:
         def log(error: BaseException, attempt: int) -> None:
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log
+
+
+def _blame_fused_step(outcome: RunOutcome, result: StepOutcome, error: EtlError) -> None:
+    """A fused step's SQL fails only when a later step reads it: mark the real culprit failed."""
+    for earlier in outcome.steps:
+        if earlier.step == error.step and earlier.step != result.step:
+            earlier.status, earlier.error = "failed", str(error)
+            result.status, result.error = "skipped", None
 
 
 def _call_python(step: TransformStep, frames: dict[str, pl.DataFrame], params: Mapping[str, Any]) -> Any:
