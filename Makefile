@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	ETL_NB_HOME=$(CURDIR) $(BIN)/python examples/quickstart.py
+	$(BIN)/etl-nb run notebooks/quickstart.ipynb -p start_date 2026-01-01
+	$(BIN)/python -c "import polars as pl; print(pl.read_parquet('notebooks/data/output/revenue.parquet'))"
 
 lint: setup
 	$(BIN)/ruff check .

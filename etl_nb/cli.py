@@ -83,7 +83,6 @@ def _run(args: argparse.Namespace) -> int:
     params = check_parameters(dict(args.param))
     result = execute_notebook(args.notebook, params, timeout=args.timeout)
     _print_run(result.run_id)
-    print(f"executed notebook: {result.output_notebook}")
     return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
 
 
