@@ -137,7 +137,11 @@ class FilesConnector(Connector):
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             if load.mode == "merge" and target.exists():
-                rows = _copy(request, _merged_sql(request, target, fmt), staging, fmt)
+                _copy(request, _merged_sql(request, target, fmt), staging, fmt)
+                # A merge loads the step's rows; the file's other rows were there before.
+                rows = int(
+                    request.connection.execute(f"SELECT count(*) FROM {request.table_sql}").fetchall()[0][0]
+                )
             elif load.mode == "append" and target.exists():
                 rows = self._stage_append(request, target, staging, fmt)
             else:

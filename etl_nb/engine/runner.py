@@ -294,6 +294,7 @@ class Runner:
         order = [n for n in self.dag.order() if n in wanted]
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
+        staged: list[tuple[StepOutcome, PendingWrite]] = []
         try:
             self._bind_params(order, params)
             for index, node in enumerate(order):
@@ -303,14 +304,15 @@ class Runner:
                     continue
                 if self.listener:
                     self.listener.step_started(node, index, len(order))
+                before = len(pending)
                 result = self._run_node(node, step, params, materialize, watermarks or {}, outcome, pending)
+                if len(pending) > before:
+                    staged.append((result, pending[-1]))
                 outcome.steps.append(result)
                 if self.listener:
                     self.listener.step_finished(result)
             if outcome.error is None:
-                for write in pending:
-                    write.commit()
-                pending.clear()
+                self._commit(staged, pending, outcome)
         except EtlError as exc:  # a parameter problem before any step ran
             outcome.error = exc
         finally:
@@ -318,7 +320,39 @@ class Runner:
                 write.abort()
         if outcome.error is not None:
             outcome.watermarks.clear()
+            for result, write in staged:
+                if any(w is write for w in pending) and result.status == "success":
+                    # Staged, then dropped: report what the target holds, which is nothing new.
+                    result.status, result.rows = "skipped", None
+                    result.error = "not committed: the run failed, so the target was left as it was"
         return outcome
+
+    def _commit(
+        self,
+        staged: list[tuple[StepOutcome, PendingWrite]],
+        pending: list[PendingWrite],
+        outcome: RunOutcome,
+    ) -> None:
+        """Commit every staged load in order; the first failure stops the rest (they are aborted)."""
+        for result, write in staged:
+            try:
+                write.commit()
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, EtlError)
+                    else ConnectorError(
+                        f"Cannot commit load '{result.step}': {exc.__class__.__name__}: {exc}. "
+                        "The target was left as it was.",
+                        step=result.step,
+                    )
+                )
+                if error.step is None:
+                    error.step = result.step
+                result.status, result.error = "failed", str(error)
+                outcome.error = error
+                return
+            pending[:] = [w for w in pending if w is not write]
 
     def _bind_params(self, order: list[str], params: Mapping[str, Any]) -> None:
         used: dict[str, str] = {}
