@@ -267,11 +267,12 @@ class NotebookSession:
 
     # --- parameters -----------------------------------------------------------------------
 
-    def params_for(self, steps: list[Step]) -> dict[str, Any]:
+    def params_for(self, steps: list[Step], *, strict: bool = True) -> dict[str, Any]:
         """Values from the notebook namespace for the parameters ``steps`` use.
 
-        ``{{ name }}`` in SQL must be defined; a Python transform also gets the
-        plain values (strings, numbers, dates, lists of them) it names.
+        ``{{ name }}`` in SQL must be defined (``strict=False`` leaves a missing
+        one to the run, for steps a partial run may skip); a Python transform
+        also gets the plain values (strings, numbers, dates, lists of them) it names.
         """
         namespace = self.shell.user_ns
         tables = self.pipeline.spec.tables()
@@ -280,6 +281,8 @@ class NotebookSession:
             if not isinstance(step, ExtractStep | TransformStep):
                 continue
             for name in step.parameters:
+                if name not in namespace and not strict:
+                    continue
                 if name not in namespace:
                     raise PipelineError(
                         f"Step '{step.name}' uses the parameter {{{{ {name} }}}} but the notebook has no "
@@ -310,7 +313,7 @@ class NotebookSession:
         only: list[str] | None = command.options.get("only")
         from_step: str | None = command.options.get("from")
         dag = self.pipeline.dag()
-        params = self.params_for(list(dag.nodes.values()))
+        params = self.params_for(list(dag.nodes.values()), strict=only is None and from_step is None)
         progress = RunProgress(self.pipeline.name, len(dag.nodes), widgets=hasattr(self.shell, "kernel"))
         try:
             result = self.pipeline.run(
