@@ -44,6 +44,7 @@ from etl_nb.spec import (
     PipelineSpec,
     Step,
     TransformStep,
+    step_id,
 )
 
 Materialize = Literal["auto", "all"]
@@ -280,6 +281,7 @@ class Runner:
         self.listener = listener
         self.run_id = run_id or uuid.uuid4().hex
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
+        self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
 
     def run(
         self,
@@ -414,6 +416,8 @@ class Runner:
                 "failed",
                 f"internal error: {exc.__class__.__name__}: {exc}",
             )
+        if node in self._attempts:
+            result.detail = {**(result.detail or {}), "attempts": self._attempts.pop(node)}
         result.seconds = time.perf_counter() - started
         log.info(
             "step finished",
@@ -557,7 +561,7 @@ class Runner:
         )
         try:
             write: PendingWrite = self.retry.call(
-                lambda: connector.write(request), self._log_retry(step.step)
+                lambda: connector.write(request), self._log_retry(step_id(step))
             )
         except ConnectorError as exc:
             found = self.session.culprit([step.step]) if not exc.transient else None
@@ -583,6 +587,7 @@ class Runner:
 
     def _log_retry(self, step: str) -> Callable[[BaseException, int], None]:
         def log(error: BaseException, attempt: int) -> None:
+            self._attempts[step] = attempt + 1
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log

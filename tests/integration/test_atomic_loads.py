@@ -88,7 +88,9 @@ def test_a_failed_write_leaves_the_target_and_no_temp_file(lake: Path) -> None:
     p.connect("lake", ".")
     p.extract("orders", source="lake", path="orders.csv")
     # The cast fails while DuckDB writes the file: the COPY itself dies mid-write.
-    p.transform("bad", sql="SELECT id, (CASE WHEN id = 3 THEN 'x' ELSE id::VARCHAR END)::INTEGER AS y FROM orders")
+    p.transform(
+        "bad", sql="SELECT id, (CASE WHEN id = 3 THEN 'x' ELSE id::VARCHAR END)::INTEGER AS y FROM orders"
+    )
     p.load("bad", to="lake", path="out/orders.parquet", mode="replace")
     before = _snapshot(lake)
     result = p.run()
