@@ -10,7 +10,7 @@ magics use, and returns a ``NotebookPipeline``:
   (papermill's convention), read with ``ast``: literal values become
   defaults, every assigned name is listed;
 - ``cells``: each ``%etl`` statement found, with its cell index and parse result;
-- ``problems``: what could not be used, each with its cell. A bad cell never
+- ``problems``: what could not be used, each with its cell (in cell order). A bad cell never
   hides the others: its statement is left out and the rest still form a
   pipeline whose graph builds.
 
@@ -186,6 +186,7 @@ def read_notebook_node(nb: Any, name: str) -> NotebookPipeline:
             result.cells.append(_parse(index, line, body, literals, result))
         literals.update(_literal_assignments(code))
     _build_spec(result)
+    result.problems.sort(key=lambda p: (p.cell is None, p.cell or 0))
     return result
 
 
