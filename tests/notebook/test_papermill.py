@@ -1,0 +1,118 @@
+"""Notebooks run by papermill in a real kernel: parameters injected, files written, errors fail the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from nbtools import ANSI, write_notebook
+
+from etl_nb.notebook.reader import read_notebook
+from etl_nb.store import RunStore
+
+DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
+
+# Written from docs/grammar.md only.
+GRAMMAR_NOTEBOOK = [
+    "%load_ext etl_nb",
+    ('start_date = "2026-01-01"', ["parameters"]),
+    "%etl connect lake data",
+    "%%etl extract orders --from lake\npath: orders.csv",
+    "%%etl transform paid\n"
+    "SELECT customer_id, sum(amount) AS total\n"
+    "FROM orders\n"
+    "WHERE status = 'paid' AND created_at >= {{ start_date }}\n"
+    "GROUP BY ALL\n"
+    "ORDER BY customer_id",
+    '%%etl transform flagged --python\npaid.with_columns(big=pl.col("total") > 90)',
+    "%%etl check flagged\n- not_null: [customer_id, total]\n- unique: [customer_id]\n- row_count: {min: 1}",
+    "%etl load flagged --to lake --path out/flagged.parquet --mode replace",
+    "%etl run",
+    "%etl dag",
+    "import json, etl_nb\n"
+    "p = etl_nb.current()\n"
+    "json.dump({'connections': {k: v.model_dump(mode='json', exclude={'cell'}) "
+    "for k, v in p.spec.connections.items()},\n"
+    "           'steps': [s.model_dump(mode='json', exclude={'cell'}) for s in p.spec.steps],\n"
+    "           'edges': p.dag().edges}, open('kernel.json', 'w'))",
+]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jupyter_env: dict[str, str]) -> Path:
+    shutil.copytree(DATA, tmp_path / "data", ignore=shutil.ignore_patterns("output"))
+    for key, value in jupyter_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ETL_NB_STORE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    return tmp_path
+
+
+def test_a_notebook_from_the_grammar_runs_under_papermill_with_an_injected_parameter(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import papermill
+
+    notebook = write_notebook(project / "daily_revenue.ipynb", GRAMMAR_NOTEBOOK)
+    monkeypatch.setenv("ETL_NB_NOTEBOOK", str(notebook))
+    papermill.execute_notebook(
+        str(notebook),
+        str(project / "executed.ipynb"),
+        parameters={"start_date": "2026-01-10"},
+        cwd=str(project),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    written = pl.read_parquet(project / "data" / "out" / "flagged.parquet")
+    assert written.to_dicts() == [
+        {"customer_id": 102, "total": 99.99, "big": True},
+        {"customer_id": 103, "total": 60.0, "big": False},
+        {"customer_id": 104, "total": 15.0, "big": False},
+    ]
+    (run,) = RunStore(f"sqlite:///{project / 'runs.db'}").list_runs("daily_revenue")
+    assert (run.status, run.params) == ("success", {"start_date": "2026-01-10"})
+
+    # The reader sees the same steps and edges the kernel built.
+    kernel = json.loads((project / "kernel.json").read_text())
+    read = read_notebook(notebook)
+    assert read.problems == []
+    assert read.name == "daily_revenue"
+    assert read.parameters == {"start_date": "2026-01-01"}
+    assert {k: v.model_dump(mode="json", exclude={"cell"}) for k, v in read.spec.connections.items()} == (
+        kernel["connections"]
+    )
+    assert [s.model_dump(mode="json", exclude={"cell"}) for s in read.spec.steps] == kernel["steps"]
+    assert [list(e) for e in read.edges] == kernel["edges"]
+
+
+def test_a_bad_cell_fails_the_papermill_run_with_its_one_line_message(project: Path) -> None:
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    cells = [
+        "%load_ext etl_nb",
+        "%etl connect lake data",
+        "%%etl extract orders --from lake\npath: orders.csv",
+        "%%etl transform revenue\nSELECT * FROM ordrs",
+        "after = True",
+    ]
+    notebook = write_notebook(project / "bad.ipynb", cells)
+    with pytest.raises(PapermillExecutionError) as failure:
+        papermill.execute_notebook(
+            str(notebook),
+            str(project / "out.ipynb"),
+            cwd=str(project),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    message = "Step 'revenue' reads table 'ordrs' but no step or connection makes it. Did you mean 'orders'?"
+    assert failure.value.ename == "EtlUsageError"
+    assert failure.value.evalue == message
+    executed = {c.source: c for c in nbformat.read(project / "out.ipynb", as_version=4).cells}
+    (error,) = [o for o in executed[cells[3]].outputs if o.output_type == "error"]
+    assert [ANSI.sub("", line) for line in error.traceback] == [f"PipelineError: {message}"]
+    assert executed[cells[4]].outputs == []
+    assert executed[cells[4]].execution_count is None
