@@ -127,7 +127,8 @@ def classify(exc: BaseException) -> DbProblem:
         return DbProblem("transient", text, transient=True)
     if sqlstate in _TRANSIENT_SQLSTATES or code in _TRANSIENT_MYSQL:
         return DbProblem("transient", text, transient=True)
-    if sqlstate in ("28P01", "28000") or code == 1045 or any(w in low for w in _AUTH_WORDS):
+    unknown_role = 'role "' in low and "does not exist" in low
+    if sqlstate in ("28P01", "28000") or code == 1045 or unknown_role or any(w in low for w in _AUTH_WORDS):
         return DbProblem("auth", text)
     if (
         sqlstate == "3D000"
@@ -799,12 +800,18 @@ class SqlConnector(Connector):
                 sets = ", ".join(
                     f"t.{q(p.name)} = {self._select_expr(p, target_columns.get(p.name))}" for p in values
                 )
-                statements.append(f"UPDATE {target} t JOIN {stage} s ON {match} SET {sets}")
+                statements.append(
+                    f"UPDATE {target} t JOIN {stage} s ON {match} SET {sets} "
+                    f"WHERE {self._changed(values, target_columns)}"
+                )
             elif self.dialect in ("postgresql", "sqlite", "duckdb"):
                 sets = ", ".join(
                     f"{q(p.name)} = {self._select_expr(p, target_columns.get(p.name))}" for p in values
                 )
-                statements.append(f"UPDATE {target} AS t SET {sets} FROM {stage} AS s WHERE {match}")
+                statements.append(
+                    f"UPDATE {target} AS t SET {sets} FROM {stage} AS s "
+                    f"WHERE {match} AND ({self._changed(values, target_columns)})"
+                )
             else:  # any other SQL: correlated subqueries
                 on_target = " AND ".join(f"{target}.{q(k)} = s.{q(k)}" for k in keys)
                 sets = ", ".join(
@@ -819,6 +826,29 @@ class SqlConnector(Connector):
             f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {match})"
         )
         return statements
+
+    def _changed(
+        self, values: list[ColumnPlan], target_columns: Mapping[str, sa.types.TypeEngine[Any]]
+    ) -> str:
+        """True for a matched row whose values differ, so unchanged rows are not rewritten."""
+        q = self.engine.dialect.identifier_preparer.quote
+        tests = []
+        for plan in values:
+            target_type = target_columns.get(plan.name)
+            left, right = f"t.{q(plan.name)}", self._select_expr(plan, target_type)
+            if (
+                target_type is not None
+                and type(target_type).__name__ == "JSON"
+                and self.dialect == "postgresql"
+            ):
+                left, right = f"CAST({left} AS TEXT)", f"CAST({right} AS TEXT)"  # json has no equality
+            if self.dialect in ("mysql", "mariadb"):
+                tests.append(f"NOT ({left} <=> {right})")
+            elif self.dialect == "sqlite":
+                tests.append(f"{left} IS NOT {right}")
+            else:
+                tests.append(f"{left} IS DISTINCT FROM {right}")
+        return " OR ".join(tests)
 
     def _run(self, step: str, statements: Sequence[str | sa.schema.ExecutableDDLElement]) -> None:
         with self.engine.begin() as conn:
