@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -588,7 +589,9 @@ class SqlConnector(Connector):
         # DuckDB hands over Arrow itself: no rows in Python at all.
         raw: Any = conn.connection.driver_connection
         native_sql = re.sub(r"(?<![:\w]):(\w+)", r"$\1", sql)
-        reader = raw.execute(native_sql, dict(params)).to_arrow_reader(BATCH_ROWS)
+        with warnings.catch_warnings():  # "an extra copy": one batch at a time, which is what we want
+            warnings.simplefilter("ignore", UserWarning)
+            reader = raw.execute(native_sql, dict(params)).to_arrow_reader(BATCH_ROWS)
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
