@@ -183,7 +183,8 @@ class NotebookSession:
                 if isinstance(statement, ConnectionSpec):
                     from etl_nb._secrets import redact
 
-                    display(Message(f"connection {statement.name} ({statement.type}): {redact(statement.url)}"))
+                    url = redact(statement.url)
+                    display(Message(f"connection {statement.name} ({statement.type}): {url}"))
                 else:
                     self.run_cell_step(statement)
         except EtlError as exc:
@@ -258,8 +259,11 @@ class NotebookSession:
         self, name: str, limit: int, *, rows: int | None = None, took: float | None = None
     ) -> StepPreview:
         """The first ``limit`` rows of step ``name``, its row count, schema and time."""
+        from etl_nb.engine.checks import quote
+
         session = self.pipeline.session
-        frame = session.relation(name).limit(limit).pl()
+        # A LIMIT in the SQL is several times cheaper than DuckDB's relation.limit() per cell.
+        frame = session.con.sql(f"SELECT * FROM {quote(name)} LIMIT {int(limit)}").pl()
         if rows is None:
             rows = session.count(name)
         kind = self.pipeline.spec.tables()[name].verb
