@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -84,9 +85,26 @@ def _engine(url: str) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             engine = _create_engine(url)
-            metadata.create_all(engine)
+            _create_tables(engine)
             _engines[url] = engine
         return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Create the store's tables if missing.
+
+    Two processes opening a new store at once both see no tables and both
+    create them; the loser's CREATE fails with "already exists". Looking
+    again then finds the tables, so the race is retried, not reported.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _create_engine(url: str) -> Engine:
@@ -141,9 +159,12 @@ class RunStore:
         self.url = url or default_store_url()
         try:
             self.engine = _engine(self.url)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
+            detail = " ".join(str(getattr(exc, "orig", None) or exc).split()).rstrip(".")
+            detail += "" if detail.endswith(("?", "!")) else "."
             raise EtlError(
-                f"Cannot open the run store at {redact(self.url)}: {exc.__class__.__name__}. "
+                f"Cannot open the run store at {redact(self.url)}: {exc.__class__.__name__}: "
+                f"{redact(detail)} "
                 "Check ETL_NB_STORE_URL (or ETL_NB_HOME) and that the database is reachable."
             ) from None
 
