@@ -22,6 +22,7 @@ from etl_nb.pipeline import RUN_ID_ENV, new_run_id
 from etl_nb.store import RunStore, default_store_url
 
 PIPELINE_ENV = "ETL_NB_PIPELINE"
+NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def execute_notebook(
     store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
     try:
-        with _kernel_environment(run_id, name, store_url):
+        with _kernel_environment(run_id, name, store_url, source):
             papermill.execute_notebook(
                 str(source),
                 str(output),
@@ -104,11 +105,12 @@ def _execution_error(exc: Any) -> str:
 
 
 @contextmanager
-def _kernel_environment(run_id: str, pipeline: str, store_url: str) -> Iterator[None]:
+def _kernel_environment(run_id: str, pipeline: str, store_url: str, notebook: Path) -> Iterator[None]:
     """Environment the kernel inherits: the run to record into, the store, our Python first."""
     saved = dict(os.environ)
     os.environ[RUN_ID_ENV] = run_id
     os.environ[PIPELINE_ENV] = pipeline
+    os.environ[NOTEBOOK_ENV] = str(notebook)
     os.environ["ETL_NB_STORE_URL"] = store_url
     os.environ["ETL_NB_HOME"] = str(home())
     # The stock "python3" kernelspec starts `python` from PATH: make it ours.
