@@ -8,7 +8,6 @@ wherever the host sends that logger, as ``key=value`` text.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -16,8 +15,25 @@ import structlog
 from etl_nb._secrets import redact
 
 
-def _redact_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
+def _redact_line(_logger: Any, _name: str, line: Any) -> str:
+    # After rendering, so values nested in dicts or exception reprs are masked too.
+    return redact(str(line))
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in lines logged straight on the ``etl_nb`` logger, without structlog."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_logger = logging.getLogger("etl_nb")
+if not any(isinstance(f, _RedactingFilter) for f in _logger.filters):
+    _logger.addFilter(_RedactingFilter())
 
 
 def get_logger(**context: Any) -> Any:
@@ -27,10 +43,10 @@ def get_logger(**context: Any) -> Any:
         processors=[
             structlog.stdlib.filter_by_level,
             structlog.processors.add_log_level,
-            _redact_event,
             structlog.processors.KeyValueRenderer(
                 key_order=["event", "pipeline", "run_id", "step"], drop_missing=True
             ),
+            _redact_line,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
     )
