@@ -470,6 +470,10 @@ class SqlConnector(Connector):
             engine.dispose()
 
     @property
+    def _key_after_rows(self) -> bool:
+        return self.dialect in ("postgresql", "mysql", "mariadb")
+
+    @property
     def dialect(self) -> str:
         """The SQLAlchemy dialect name: postgresql, mysql, sqlite, duckdb, ..."""
         return str(self.engine.dialect.name)
@@ -669,6 +673,15 @@ class SqlConnector(Connector):
             self._create_staging(load, schema, staging, plans, exists)
             wire = ", ".join(f"{p.wire} AS {quote_duck(p.name)}" for p in plans)
             staged.rows = self._stage_rows(load.step, schema, staging, plans, request, wire)
+            if load.mode == "merge" and not exists and self._key_after_rows:
+                # Building the key's index once, after the rows, is faster than row by row.
+                prep = self.engine.dialect.identifier_preparer
+                keys = ", ".join(prep.quote(k) for k in load.key)
+                pk_name = prep.quote(f"{table}_pkey")
+                stage_sql = self.qualified(schema, staging)
+                self._run(
+                    load.step, [f"ALTER TABLE {stage_sql} ADD CONSTRAINT {pk_name} PRIMARY KEY ({keys})"]
+                )
             staged.commit_statements = self._commit_plan(
                 load, schema, table, staging, plans, exists, target_columns
             )
@@ -696,10 +709,9 @@ class SqlConnector(Connector):
         columns: list[Any] = [
             sa.Column(p.name, p.stage, nullable=p.name not in load.key, autoincrement=False) for p in plans
         ]
-        if load.mode == "merge" and not exists:
+        if load.mode == "merge" and not exists and not self._key_after_rows:
             # A merge target made here gets its key, so the next merge can match on it.
-            pk_name = f"{self.target(load)[1]}_pkey"
-            columns.append(sa.PrimaryKeyConstraint(*load.key, name=pk_name))
+            columns.append(sa.PrimaryKeyConstraint(*load.key, name=f"{self.target(load)[1]}_pkey"))
         staging_table = sa.Table(staging, sa.MetaData(), *columns, schema=schema)
         self._run(load.step, [sa.schema.CreateTable(staging_table)])
 
