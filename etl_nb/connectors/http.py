@@ -115,7 +115,7 @@ class HttpConnector(Connector):
         base_url = self._secret(self.spec.url)
         headers = {"Accept": "application/json"}
         for key, value in _mapping(options.get("headers"), "headers", name).items():
-            headers[str(key)] = self._secret(str(value), remember_literal=True)
+            headers[str(key)] = self._secret(str(value), remember_literal=_sensitive(str(key)))
         params = {
             str(k): self._secret(str(v)) for k, v in _mapping(options.get("params"), "params", name).items()
         }
@@ -692,6 +692,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _sensitive(header: str) -> bool:
+    # Credentials written in clear are masked like ${VAR} values; an API version is not.
+    name = header.lower()
+    return any(word in name for word in ("auth", "token", "key", "secret", "cookie", "password"))
 
 
 def _mapping(value: Any, key: str, connection: str) -> Mapping[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from .conftest import API_KEY, BASIC_PASSWORD, BASIC_USER, BEARER_TOKEN, USERS, 
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Pipeline:
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
     """A pipeline whose engine does not retry, so each test sees the connector's own behaviour."""
     p = Pipeline("http_test", base_dir=tmp_path, retry=RetryPolicy(attempts=1))
     yield p
@@ -454,3 +455,25 @@ def test_incremental_keeps_only_newer_records(pipeline: Pipeline, api: Api) -> N
     assert pipeline.table("users")["id"].to_list() == [1, 2, 3, 4, 5, 6]
     pipeline.run().raise_for_status()  # the API now has 10 events; 6 were seen
     assert pipeline.table("users")["id"].to_list() == [7, 8, 9, 10]
+
+
+def test_a_fixed_query_in_the_path_and_connection_params_are_kept(
+    pipeline: Pipeline, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUERY_KEY", "query-key-3141")
+    rows = run_extract(
+        pipeline, api, connect={"params": {"api_key": "${QUERY_KEY}"}}, path="/echo?fixed=1", params={"a": 2}
+    )
+    assert rows["query"][0] == "fixed=1&api_key=query-key-3141&a=2"
+
+
+def test_no_fetching_thread_outlives_the_extract(pipeline: Pipeline, api: Api) -> None:
+    import threading
+
+    failure(pipeline, api, path="/html_page2", records="data", paginate={"type": "page", "size": 10})
+    pipeline.extract(
+        "users", source="api", path="/users", records="data", paginate={"type": "page", "size": 5}
+    )
+    pipeline.run().raise_for_status()
+    assert pipeline.table("users").height == 25
+    assert not [t for t in threading.enumerate() if t.name.startswith("etl_nb-http-")]
