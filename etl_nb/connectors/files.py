@@ -134,6 +134,12 @@ class FilesConnector(Connector):
         target.parent.mkdir(parents=True, exist_ok=True)
         if load.mode == "append" and (target.is_dir() or fmt not in _APPENDABLE):
             return self._stage_part_file(request, target, fmt)
+        if target.is_dir():
+            raise ConnectorError(
+                f"Cannot {load.mode} {load_path(request)}: it is a folder of part files (from "
+                "--mode append), not a file. Use another --path, or delete the folder to start over.",
+                step=load.step,
+            )
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             if load.mode == "merge" and target.exists():

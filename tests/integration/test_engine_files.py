@@ -25,7 +25,7 @@ ORDERS = [
 def _write_csv(path: Path, rows: list[dict[str, object]], delimiter: str = ",") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -163,6 +163,23 @@ def test_append_to_parquet_refuses_when_a_file_is_there(pipeline: Pipeline, lake
     assert result.error is not None
     assert "Use --mode replace or another --path" in result.error
     assert (lake / "taken.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+def test_replace_or_merge_onto_a_folder_of_part_files_is_refused(
+    pipeline: Pipeline, lake: Path, mode: str
+) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="append")
+    pipeline.run().raise_for_status()
+    before = sorted((lake / "out" / "orders.parquet").iterdir())
+    pipeline.load(
+        "orders", to="lake", path="out/orders.parquet", mode=mode, key="id" if mode == "merge" else None
+    )  # type: ignore[arg-type]
+    result = pipeline.run()
+    assert result.error is not None
+    assert f"Cannot {mode} 'out/orders.parquet': it is a folder of part files" in result.error
+    assert sorted((lake / "out" / "orders.parquet").iterdir()) == before
 
 
 def test_append_to_csv_adds_rows_under_one_header(pipeline: Pipeline, lake: Path) -> None:
@@ -536,3 +553,42 @@ def test_an_error_skips_the_steps_after_it(pipeline: Pipeline) -> None:
     assert [s.status for s in result.steps.values()] == ["success", "failed", "skipped"]
     with pytest.raises(Exception, match="SQL error in transform 'bad'"):
         result.raise_for_status()
+
+
+# --- incremental extracts -----------------------------------------------------------------
+
+
+def test_an_incremental_extract_reads_only_rows_newer_than_the_last_good_run(
+    pipeline: Pipeline, lake: Path
+) -> None:
+    _write_csv(
+        lake / "events.csv", [{"id": 1, "updated_at": "2026-01-01"}, {"id": 2, "updated_at": "2026-01-02"}]
+    )
+    pipeline.extract("events", source="lake", path="events.csv", incremental="updated_at")
+    pipeline.load("events", to="lake", path="out/events.csv", mode="append")
+    assert pipeline.run().raise_for_status().steps["events"].rows == 2
+    with (lake / "events.csv").open("a") as out:
+        out.write("3,2026-01-03\n")
+    second = pipeline.run().raise_for_status()
+    assert second.steps["events"].rows == 1
+    assert pipeline.table("events")["id"].to_list() == [3]
+    assert pipeline.run().raise_for_status().steps["events"].rows == 0
+    lines = (lake / "out" / "events.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["id", "1", "2", "3"]
+
+
+def test_a_failed_run_does_not_advance_the_high_water_mark(pipeline: Pipeline, lake: Path) -> None:
+    _write_csv(lake / "events.csv", [{"id": 1, "updated_at": "2026-01-01"}])
+    pipeline.extract("events", source="lake", path="events.csv", incremental="updated_at")
+    pipeline.check("events", [{"expression": "id > 1"}])
+    assert pipeline.run().status == "failed"
+    assert RunStore().watermark("files", "events") is None
+    pipeline.check("events", [{"row_count": {"min": 1}}])
+    assert pipeline.run().raise_for_status().steps["events"].rows == 1
+
+
+def test_an_incremental_column_that_is_missing_is_a_clear_error(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv", incremental="updated_at")
+    result = pipeline.run()
+    assert result.error is not None
+    assert "Extract 'orders' is incremental on 'updated_at', but its rows have no such column" in result.error
