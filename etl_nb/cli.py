@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="one run: steps, rows, times, error")
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--json", action="store_true", help="print JSON")
+
+    export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
+    export.add_argument("notebook", metavar="NB")
+    export.add_argument("--to", required=True, choices=["py", "ipynb"], help="a script or a plain notebook")
+    export.add_argument(
+        "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
+    )
     return parser
 
 
@@ -162,7 +169,15 @@ def _status(status: str) -> str:
     return f"[{colour}]{status}[/]"
 
 
-_COMMANDS = {"run": _run, "runs": _runs, "show": _show}
+def _export(args: argparse.Namespace) -> int:
+    from etl_nb.notebook.export import export_notebook
+
+    written = export_notebook(args.notebook, to=args.to, output=args.output)
+    print(f"wrote {written}")
+    return EXIT_OK
+
+
+_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export}
 
 if __name__ == "__main__":
     raise SystemExit(main())
