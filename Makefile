@@ -29,7 +29,11 @@ test: lint
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_cell.py
+	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_postgres.py
 
 clean:
 	rm -rf $(VENV) .etl_nb notebooks/data/output
