@@ -68,10 +68,15 @@ class ApiState:
 
 @dataclass
 class Api:
-    """The running server: its base URL and what it saw."""
+    """The running server: its base URL, what it saw, and the credentials it accepts."""
 
     url: str
     state: ApiState
+    bearer_token: str = BEARER_TOKEN
+    basic_user: str = BASIC_USER
+    basic_password: str = BASIC_PASSWORD
+    api_key: str = API_KEY
+    users: list[dict[str, Any]] = field(default_factory=lambda: USERS)
 
 
 def _int(q: dict[str, str], name: str, default: int) -> int:
@@ -106,7 +111,7 @@ def make_routes(state: ApiState) -> dict[str, Callable[[dict[str, str], dict[str
 
     def users_link(q: dict[str, str], h: dict[str, str], raw: str) -> Answer:
         page = _int(q, "page", 1)
-        headers = {}
+        headers: dict[str, str] = {}
         if page * 10 < len(USERS):
             headers["Link"] = (
                 f'</users_link?page={page + 1}&per_page=10>; rel="next", </users_link>; rel="first"'
@@ -254,10 +259,10 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             headers = {k.lower(): v for k, v in self.headers.items()}
             route = routes.get(parts.path)
-            if route is None:
-                status, extra, body = 404, {}, {"error": "not found"}
-            else:
-                status, extra, body = route(query, headers, parts.query)
+            answer: Answer = (404, {}, {"error": "not found"})
+            if route is not None:
+                answer = route(query, headers, parts.query)
+            status, extra, body = answer
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             if "Content-Type" not in extra:

@@ -15,7 +15,7 @@ from etl_nb.engine.runner import RetryPolicy
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import ConnectionSpec, ExtractStep, parse_cell
 
-from .conftest import API_KEY, BASIC_PASSWORD, BASIC_USER, BEARER_TOKEN, USERS, Api
+Api = Any  # the `api` fixture's type, defined in conftest.py
 
 
 @pytest.fixture
@@ -112,11 +112,11 @@ def test_max_pages_stops_an_endless_api(pipeline: Pipeline, api: Api) -> None:
 
 def test_records_dot_path_reaches_nested_lists(pipeline: Pipeline, api: Api) -> None:
     users = run_extract(pipeline, api, path="/wrapped", records="result.rows")
-    assert users["name"].to_list() == [u["name"] for u in USERS[:4]]
+    assert users["name"].to_list() == [u["name"] for u in api.users[:4]]
 
 
 def test_cell_bodies_parse_and_run(pipeline: Pipeline, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_TOKEN", BEARER_TOKEN)
+    monkeypatch.setenv("API_TOKEN", api.bearer_token)
     connect = parse_cell(
         "connect api",
         f"url: {api.url}\nauth: {{type: bearer, token: '${{API_TOKEN}}'}}\ntimeout: 5\nmax_retries: 2\n"
@@ -152,16 +152,16 @@ def test_line_form_connect_infers_http(pipeline: Pipeline, api: Api) -> None:
 @pytest.mark.parametrize(
     ("path", "auth", "env"),
     [
-        ("/secure/bearer", {"type": "bearer", "token": "${API_TOKEN}"}, {"API_TOKEN": BEARER_TOKEN}),
+        ("/secure/bearer", {"type": "bearer", "token": "${API_TOKEN}"}, {"API_TOKEN": "bearer_token"}),
         (
             "/secure/basic",
-            {"type": "basic", "username": BASIC_USER, "password": "${API_PASSWORD}"},
-            {"API_PASSWORD": BASIC_PASSWORD},
+            {"type": "basic", "username": "alice", "password": "${API_PASSWORD}"},
+            {"API_PASSWORD": "basic_password"},
         ),
         (
             "/secure/header",
             {"type": "header", "name": "X-API-Key", "value": "${API_KEY}"},
-            {"API_KEY": API_KEY},
+            {"API_KEY": "api_key"},
         ),
     ],
 )
@@ -173,14 +173,14 @@ def test_auth_styles_reach_protected_paths(
     auth: dict[str, str],
     env: dict[str, str],
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    for name, attribute in env.items():
+        monkeypatch.setenv(name, getattr(api, attribute))
     users = run_extract(pipeline, api, connect={"auth": auth}, path=path, records="data")
     assert users.height == 3
 
 
 def test_secret_reference_resolves_from_the_env_file(pipeline: Pipeline, api: Api) -> None:
-    (pipeline.base_dir / ".env").write_text(f"API_KEY={API_KEY}\n")
+    (pipeline.base_dir / ".env").write_text(f"API_KEY={api.api_key}\n")
     auth = {"type": "header", "name": "X-API-Key", "value": "${API_KEY}"}
     users = run_extract(pipeline, api, connect={"auth": auth}, path="/secure/header", records="data")
     assert users.height == 3
