@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -502,6 +503,16 @@ def test_steps_read_once_are_fused_views_and_others_are_tables(pipeline: Pipelin
     )
     all_tables = pipeline.run(materialize="all").raise_for_status()
     assert (all_tables.steps["orders"].rows, all_tables.steps["paid"].rows) == (5, 3)
+
+
+@pytest.mark.parametrize("materialize", ["auto", "all"])
+def test_a_cte_that_shadows_a_step_reads_the_step_in_its_body(
+    pipeline: Pipeline, materialize: Literal["auto", "all"]
+) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="WITH orders AS (SELECT * FROM orders WHERE status = 'paid') FROM orders")
+    pipeline.run(materialize=materialize).raise_for_status()
+    assert sorted(pipeline.table("paid")["id"].to_list()) == [1, 2, 4]
 
 
 def test_only_runs_the_named_steps_with_their_checks_and_loads(pipeline: Pipeline, lake: Path) -> None:
