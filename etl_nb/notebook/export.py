@@ -1168,6 +1168,15 @@ def _api_statement(
 
     assert isinstance(call.func, ast.Attribute)
     verb = call.func.attr
+    if verb == "run":  # its params are the notebook's variables: only the step selection matters here
+        options: dict[str, Any] = {}
+        for keyword in call.keywords:
+            if keyword.arg in ("only", "from_step"):
+                value = _value(keyword.value, literals, functions)
+                options["only" if keyword.arg == "only" else "from"] = (
+                    list(value) if keyword.arg == "only" else value
+                )
+        return Command(verb="run", options=options)
     args = [_value(a, literals, functions) for a in call.args]
     kwargs = {k.arg: _value(k.value, literals, functions) for k in call.keywords if k.arg is not None}
     for k in call.keywords:
@@ -1176,13 +1185,11 @@ def _api_statement(
             if not isinstance(extra, dict):
                 raise _Unknown("**options must be a dict literal")
             kwargs.update(extra)
-    if verb == "run":
-        options: dict[str, Any] = {}
-        if kwargs.get("only"):
-            options["only"] = list(kwargs["only"])
-        if kwargs.get("from_step"):
-            options["from"] = kwargs["from_step"]
-        return Command(verb="run", options=options)
+    # The export puts code on lines of its own inside triple quotes; the grammar strips those newlines.
+    args = [a.strip("\n") if isinstance(a, str) else a for a in args]
+    for key in ("query", "sql", "python"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = kwargs[key].strip("\n")
     scratch = Pipeline("export_reader", base_dir=".")
     getattr(scratch, verb)(*args, **kwargs)
     spec = scratch.spec

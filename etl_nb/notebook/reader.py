@@ -167,6 +167,7 @@ def read_notebook_node(nb: Any, name: str) -> NotebookPipeline:
     """Like ``read_notebook`` for a notebook already in memory (an ``nbformat`` node or dict)."""
     result = NotebookPipeline(path=None, spec=PipelineSpec(name=name))
     literals: dict[str, Any] = {}
+    api_state: dict[str, Any] = {}
     for index, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
@@ -184,6 +185,7 @@ def read_notebook_node(nb: Any, name: str) -> NotebookPipeline:
             continue  # not Python and no %etl line we could find
         for line, body in magics:
             result.cells.append(_parse(index, line, body, literals, result))
+        result.cells.extend(_api_cells(index, code, source, literals, api_state, result))
         literals.update(_literal_assignments(code))
     _build_spec(result)
     result.problems.sort(key=lambda p: (p.cell is None, p.cell or 0))
@@ -323,6 +325,29 @@ def _parse(
         result.problems.append(Problem(index, exc.message, exc.step))
         return EtlCell(index, expanded, body, error=exc.message)
     return EtlCell(index, expanded, body, statement=statement)
+
+
+def _api_cells(
+    index: int,
+    code: ast.Module,
+    source: str,
+    literals: dict[str, Any],
+    state: dict[str, Any],
+    result: NotebookPipeline,
+) -> list[EtlCell]:
+    """Steps declared through the Python API (``p.extract(...)``), as ``etl-nb export`` writes them.
+
+    The hook that lets an exported notebook read back as the pipeline it came
+    from; the recognising lives with the export, in ``etl_nb.notebook.export``.
+    """
+    from etl_nb.notebook.export import api_statements
+
+    cells: list[EtlCell] = []
+    for text, statement, error in api_statements(code, source, index, literals, state):
+        if error is not None:
+            result.problems.append(Problem(index, error))
+        cells.append(EtlCell(index, text, None, statement=statement, error=error))
+    return cells
 
 
 def _build_spec(result: NotebookPipeline) -> None:
