@@ -561,7 +561,8 @@ def _query_value(value: Any) -> Any:
 
 def _json(extract: ExtractStep, response: httpx.Response, number: int) -> Any:
     content_type = response.headers.get("content-type", "")
-    looks_html = "html" in content_type.lower() or response.content.lstrip()[:1] == b"<"
+    start = response.content.lstrip()[:15].lower()
+    looks_html = "html" in content_type.lower() or start.startswith((b"<!doctype html", b"<html"))
     if not looks_html:
         try:
             return json.loads(response.content)
