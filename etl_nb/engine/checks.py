@@ -90,22 +90,24 @@ def _run_rule(
             )
         ]
     if rule.kind == "unique":
-        results: list[CheckResult] = []
-        for column in rule.columns:
-            condition = (
-                f"{quote(column)} IS NOT NULL AND {quote(column)} IN "
-                f"(SELECT {quote(column)} FROM {source} GROUP BY ALL HAVING count(*) > 1)"
-            )
-            results += _offending(
-                con,
-                source,
-                condition,
-                [],
-                f"unique({column})",
-                total,
-                f"rows share their {column} with another row",
-            )
-        return results
+        # A list of columns is unique as a combination (a compound key); rows with
+        # a NULL in the key are not duplicates, as in a SQL UNIQUE constraint.
+        columns = ", ".join(quote(c) for c in rule.columns)
+        key = f"({columns})" if len(rule.columns) > 1 else columns
+        condition = (
+            " AND ".join(f"{quote(c)} IS NOT NULL" for c in rule.columns)
+            + f" AND {key} IN (SELECT {columns} FROM {source} GROUP BY ALL HAVING count(*) > 1)"
+        )
+        shown = rule.columns[0] if len(rule.columns) == 1 else f"({', '.join(rule.columns)})"
+        return _offending(
+            con,
+            source,
+            condition,
+            [],
+            rule.describe(),
+            total,
+            f"rows share their {shown} with another row",
+        )
     if rule.kind == "accepted_values":
         column = rule.columns[0]
         condition = f"{quote(column)} IS NOT NULL AND NOT list_contains($values, {quote(column)})"

@@ -329,6 +329,22 @@ def test_each_rule_kind_finds_its_offending_rows(
     assert f"{label}: {count}" in result.error
 
 
+def test_unique_on_several_columns_checks_the_combination(pipeline: Pipeline, lake: Path) -> None:
+    rows = [
+        {"day": "2026-01-01", "shop": "a", "n": 1},
+        {"day": "2026-01-01", "shop": "b", "n": 2},
+        {"day": "2026-01-02", "shop": "a", "n": 3},
+    ]
+    _write_csv(lake / "sales.csv", rows)
+    pipeline.extract("sales", source="lake", path="sales.csv")
+    pipeline.check("sales", [{"unique": ["day", "shop"]}])
+    pipeline.run().raise_for_status()
+    _write_csv(lake / "sales.csv", [*rows, {"day": "2026-01-02", "shop": "a", "n": 4}])
+    result = pipeline.run()
+    assert result.error is not None
+    assert "unique(day, shop): 2 of 4 rows share their (day, shop) with another row" in result.error
+
+
 def test_a_warn_check_reports_without_failing(pipeline: Pipeline, lake: Path) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.check("orders", [{"accepted_values": {"status": ["paid"]}}], warn=True)
