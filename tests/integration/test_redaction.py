@@ -75,7 +75,7 @@ def test_a_resolved_secret_is_in_no_error_log_store_row_or_repr(
 def test_a_secret_from_a_dotenv_file_is_masked_too(tmp_path: Path, store_url: str) -> None:
     value = f"dotenv-{uuid.uuid4().hex}"
     (tmp_path / ".env").write_text(f"DOTENV_TOKEN={value}\n")
-    p = Pipeline("secrets", base_dir=tmp_path)
+    p = Pipeline("secrets", base_dir=tmp_path, retry=RetryPolicy(attempts=1))
     p.connect("api", "leaky://api.example.com/?token=${DOTENV_TOKEN}", type="leaky")
     p.extract("rows", source="api", path="/rows")
     p.load("rows", to="api", table="copy")
