@@ -294,15 +294,18 @@ def _sql_error_message(sql: str, step: str, parsed: dict[str, Any]) -> str:
 
 def python_free_names(code: str, step: str = "") -> list[str]:
     """Names the code reads before (or without) binding them itself, in order."""
+    finder = _FreeNames()
     try:
-        tree = ast.parse(code)
+        finder.visit(ast.parse(code))
     except SyntaxError as exc:
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        raise SpecError(f"Python error in transform '{step}'{where}: {exc.msg}.", step=step or None) from None
+    except (RecursionError, MemoryError):
         raise SpecError(
-            f"Python error in transform '{step}' at line {exc.lineno}: {exc.msg}.",
+            f"Python error in transform '{step}': the code is nested too deeply to read. "
+            "Split the expression into several statements.",
             step=step or None,
         ) from None
-    finder = _FreeNames()
-    finder.visit(tree)
     return [n for n in dict.fromkeys(finder.free) if not hasattr(builtins, n)]
 
 

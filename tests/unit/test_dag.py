@@ -242,6 +242,21 @@ def test_python_syntax_error_names_step_and_line() -> None:
         python_free_names("x = 1\nx = (", "big")
 
 
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("x = " + "+".join(["a"] * 20000), "the code is nested too deeply to read"),
+        ("a\x00b", "source code string cannot contain null bytes"),
+    ],
+)
+def test_python_that_cannot_be_read_is_a_spec_error(code: str, expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        python_free_names(code, "big")
+    assert str(info.value).startswith("Python error in transform 'big'")
+    assert expected in str(info.value)
+    assert "line None" not in str(info.value)
+
+
 def test_python_step_depends_on_the_steps_it_names() -> None:
     spec = _spec(
         *_with_sources("orders", "customers"),
