@@ -278,6 +278,8 @@ class Pipeline:
         error: BaseException | None = None
         try:
             dag = self.dag()
+            if isinstance(only, str):  # run(only="orders,revenue") as on the %etl run line
+                only = [name.strip() for name in only.split(",") if name.strip()]
             nodes = self._select(dag, only, from_step)
             watermarks = {
                 s.name: store.watermark(self.name, s.name)

@@ -544,6 +544,14 @@ def test_only_runs_the_named_steps_with_their_checks_and_loads(pipeline: Pipelin
     assert len((lake / "out" / "paid.csv").read_text().splitlines()) == 2
 
 
+def test_only_accepts_a_comma_separated_string(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.extract("rates", source="lake", path="rates.parquet")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    result = pipeline.run(only="orders, paid").raise_for_status()
+    assert list(result.steps) == ["orders", "paid"]
+
+
 def test_from_step_runs_it_and_everything_downstream(pipeline: Pipeline) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.extract("rates", source="lake", path="rates.parquet")
