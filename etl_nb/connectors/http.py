@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import io
 import json
 import random
 import ssl
@@ -40,6 +41,7 @@ from queue import Full, Queue
 from typing import Any, TypeVar
 
 import httpx
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -75,6 +77,8 @@ BACKOFF_MAX = 30.0
 # A Retry-After longer than this is not waited out inside a run.
 RETRY_AFTER_MAX = 120.0
 SNIPPET = 80
+# Parse pages with Polars when it can (see _fast_page); False forces the json path.
+FAST_JSON = True
 # Pages fetched ahead of the one DuckDB is storing.
 PREFETCH = 2
 
@@ -243,15 +247,15 @@ class HttpConnector(Connector):
         if first is None:
             pages.close()
             return pa.RecordBatchReader.from_batches(_empty_schema(extract), iter(()))
-        first_batch = records_to_batch(first[1])
+        first_batch = _as_batch(first[1])
         schema = declared_schema(first_batch.schema)
         del first
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 yield self._finish(extract, request.since, 1, first_batch, schema)
-                for number, records in pages:
-                    yield self._finish(extract, request.since, number, records_to_batch(records), schema)
+                for number, page in pages:
+                    yield self._finish(extract, request.since, number, _as_batch(page), schema)
             finally:
                 pages.close()
 
@@ -275,8 +279,12 @@ class HttpConnector(Connector):
 
     def _pages(
         self, extract: ExtractStep, paging: Paging, params: dict[str, Any]
-    ) -> Generator[tuple[int, list[Any]]]:
-        """Each page's records (with the page's number), until the API runs out or max_pages."""
+    ) -> Generator[tuple[int, list[Any] | pa.RecordBatch]]:
+        """Each page's records (with the page's number), until the API runs out or max_pages.
+
+        A page comes as a record batch when Polars could parse it straight from
+        the bytes, else as the list of JSON records.
+        """
         url: str = extract.path or ""
         number = 0
         position = paging.start
@@ -294,17 +302,22 @@ class HttpConnector(Connector):
                 query[paging.param] = cursor
             number += 1
             response = self._get(extract, url, query, number)
-            body = _json(extract, response, number)
-            records = find_records(extract, body, number)
-            if not records:
+            page: list[Any] | pa.RecordBatch | None = None
+            if paging.style != "cursor":  # cursors are read from the body, so it is parsed in Python
+                page = _fast_page(extract, response, number)
+            if page is None:
+                body = _json(extract, response, number)
+                page = find_records(extract, body, number)
+            count = page.num_rows if isinstance(page, pa.RecordBatch) else len(page)
+            if not count:
                 return
-            yield number, records
+            yield number, page
             if paging.style == "none":
                 return
             if paging.style == "page":
                 position += 1
             elif paging.style == "offset":
-                position += len(records)
+                position += count
             elif paging.style == "cursor":
                 assert paging.next is not None
                 following = _dig(body, paging.next)
@@ -559,10 +572,74 @@ def _query_value(value: Any) -> Any:
     return value
 
 
-def _json(extract: ExtractStep, response: httpx.Response, number: int) -> Any:
+def _looks_html(response: httpx.Response) -> bool:
     content_type = response.headers.get("content-type", "")
     start = response.content.lstrip()[:15].lower()
-    looks_html = "html" in content_type.lower() or start.startswith((b"<!doctype html", b"<html"))
+    return "html" in content_type.lower() or start.startswith((b"<!doctype html", b"<html"))
+
+
+def _fast_page(extract: ExtractStep, response: httpx.Response, number: int) -> pa.RecordBatch | None:
+    """The page's records parsed by Polars straight from the bytes, or None for the ``json`` path.
+
+    Polars parses JSON in Rust, about twice as fast as ``json`` plus
+    ``pa.array`` and without holding the GIL. Anything unusual (a missing
+    ``records:`` path, a list of plain values, a parse error) returns None, and
+    the ``json`` path then reads the page or says what is wrong with it.
+    """
+    if not FAST_JSON or _looks_html(response):
+        return None
+    content = response.content
+    try:
+        frame = pl.read_json(io.BytesIO(content), infer_schema_length=None)
+        if extract.records is None:
+            if content.lstrip()[:1] != b"[":
+                return None
+        else:
+            parts = extract.records.split(".")
+            if frame.height != 1 or parts[0] not in frame.columns:
+                return None
+            expression = pl.col(parts[0])
+            for part in parts[1:]:
+                expression = expression.struct.field(part)
+            column = frame.select(expression.alias("records")).to_series()
+            if isinstance(column.dtype, pl.Null):
+                return pa.RecordBatch.from_pylist([])
+            if not isinstance(column.dtype, pl.List):
+                return None
+            inner = column[0]
+            if isinstance(inner.dtype, pl.Null) or len(inner) == 0:
+                return pa.RecordBatch.from_pylist([])
+            if not isinstance(inner.dtype, pl.Struct):
+                return None
+            frame = inner.struct.unnest()
+        if not frame.width or any(isinstance(t, pl.Struct) and not t.fields for t in frame.dtypes):
+            return None
+        table = frame.to_arrow()
+    except Exception:  # anything Polars cannot read the json path reads or explains
+        return None
+    table = table.cast(pa.schema([f.with_type(_regular_type(f.type)) for f in table.schema]))
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def _regular_type(type_: pa.DataType) -> pa.DataType:
+    """The type the ``json`` path makes for the same values (Polars uses large and view types)."""
+    if pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
+        return pa.string()
+    if pa.types.is_large_list(type_) or pa.types.is_list_view(type_) or pa.types.is_list(type_):
+        return pa.list_(_regular_type(type_.value_type))
+    if pa.types.is_struct(type_):
+        return pa.struct([f.with_type(_regular_type(f.type)) for f in type_])
+    return type_
+
+
+def _as_batch(page: list[Any] | pa.RecordBatch) -> pa.RecordBatch:
+    return page if isinstance(page, pa.RecordBatch) else records_to_batch(page)
+
+
+def _json(extract: ExtractStep, response: httpx.Response, number: int) -> Any:
+    content_type = response.headers.get("content-type", "")
+    looks_html = _looks_html(response)
     if not looks_html:
         try:
             return json.loads(response.content)

@@ -308,3 +308,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture(autouse=True, params=["polars", "json"])
+def page_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every test with both page parsers: Polars straight from the bytes, and ``json``."""
+    from etl_nb.connectors import http
+
+    monkeypatch.setattr(http, "FAST_JSON", request.param == "polars")
+    parser: str = request.param
+    return parser

@@ -477,3 +477,23 @@ def test_no_fetching_thread_outlives_the_extract(pipeline: Pipeline, api: Api) -
     pipeline.run().raise_for_status()
     assert pipeline.table("users").height == 25
     assert not [t for t in threading.enumerate() if t.name.startswith("etl_nb-http-")]
+
+
+def test_pages_go_through_the_chosen_parser(
+    pipeline: Pipeline, api: Api, page_parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl_nb.connectors import http
+
+    fast: list[bool] = []
+    real = http._fast_page
+
+    def spy(*args: Any) -> Any:
+        batch = real(*args)
+        fast.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(http, "_fast_page", spy)
+    users = run_extract(pipeline, api, path="/users", records="data", paginate={"type": "page", "size": 10})
+    assert users.height == 25
+    assert isinstance(users.schema["address"], pl.Struct)
+    assert fast == [page_parser == "polars"] * 4
