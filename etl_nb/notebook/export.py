@@ -882,16 +882,23 @@ def _member_order(name: str) -> tuple[int, str]:
 
 
 def _join_script(plan: _Plan, source_name: str) -> str:
-    options = " ".join(
-        f"{_option(n)} {shlex.quote(str(plan.parameters.get(n, 'VALUE')))}" for n in plan.parameter_names
-    )
-    run = f"python {Path(source_name).stem}.py{' ' + options if options else ''}"
+    simple = {
+        n: v
+        for n, v in plan.parameters.items()
+        if isinstance(v, str | int | float) and not isinstance(v, bool) and n in plan.parameter_names
+    }
+    options = " ".join(f"{_option(n)} {shlex.quote(str(v))}" for n, v in simple.items())
+    script = f"{Path(source_name).stem}.py"
+    usage = [f"    python {script}{' ' + options if options else ''}"]
+    if plan.parameter_names:
+        usage.append(f"    python {script} --help")
+    how = "; the notebook's parameters are command-line options:" if plan.parameter_names else ":"
     docstring = [
         f'"""The {Path(source_name).stem} pipeline, exported from {source_name} by `etl-nb export`.',
         "",
-        "Run it with plain Python; the notebook's parameters are command-line options:",
+        f"Run it with plain Python{how}",
         "",
-        f"    {run}",
+        *usage,
         '"""',
     ]
     out = [*docstring, "", *plan.imports]
@@ -1136,6 +1143,14 @@ class _Unknown(Exception):
     pass
 
 
+_DATE_TYPES: dict[str, Callable[..., Any]] = {
+    "dt.date": dt.date,
+    "dt.datetime": dt.datetime,
+    "dt.time": dt.time,
+    "dt.timedelta": dt.timedelta,
+}
+
+
 def _is_pipeline_call(node: ast.expr | None) -> bool:
     if not isinstance(node, ast.Call):
         return False
@@ -1204,6 +1219,14 @@ def _value(node: ast.expr, literals: dict[str, Any], functions: dict[str, str]) 
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {
+            _value(k, literals, functions): _value(v, literals, functions)
+            for k, v in zip(node.keys, node.values, strict=True)
+            if k is not None
+        }
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_value(e, literals, functions) for e in node.elts]
     if isinstance(node, ast.Name):
         if node.id in functions:
             return functions[node.id]
@@ -1228,8 +1251,13 @@ def _value(node: ast.expr, literals: dict[str, Any], functions: dict[str, str]) 
         return "".join(parts)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _value(node.left, literals, functions) + _value(node.right, literals, functions)
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "dt":
-        raise _Unknown("a date the reader cannot evaluate")
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and ast.unparse(node.func) in _DATE_TYPES
+        and not node.keywords
+    ):  # dates in YAML bodies are written as dt.date(2026, 1, 1)
+        return _DATE_TYPES[ast.unparse(node.func)](*(_value(a, literals, functions) for a in node.args))
     text = ast.unparse(node)
     raise _Unknown(
         f"'{text}' is only known when the notebook runs; the reader needs a literal or a name "

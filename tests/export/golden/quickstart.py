@@ -3,6 +3,7 @@
 Run it with plain Python; the notebook's parameters are command-line options:
 
     python quickstart.py --start-date 2026-01-01 --data-dir data
+    python quickstart.py --help
 """
 
 import argparse
