@@ -184,15 +184,36 @@ class FilesConnector(Connector):
                 step=request.load.step,
             )
         rows_file = staging.with_suffix(".rows")
+        newline, ends_with_newline = _line_endings(target)
         try:
-            options = "FORMAT csv, HEADER false" if fmt == "csv" else _COPY_OPTIONS[fmt]
+            options = (
+                f"FORMAT csv, HEADER false, NEW_LINE {_sql_string(newline)}"
+                if fmt == "csv"
+                else _COPY_OPTIONS[fmt]
+            )
             rows = _copy(request, f"SELECT * FROM {request.table_sql}", rows_file, fmt, options)
             shutil.copyfile(target, staging)
             with staging.open("ab") as out, rows_file.open("rb") as new_rows:
+                if not ends_with_newline:  # else the first new row would join the last old one
+                    out.write(newline.encode())
                 shutil.copyfileobj(new_rows, out)
         finally:
             rows_file.unlink(missing_ok=True)
         return rows
+
+
+def _line_endings(path: Path) -> tuple[str, bool]:
+    """The file's line ending (``\r\n`` or ``\n``, from its first line) and whether it ends with one."""
+    with path.open("rb") as data:
+        head = data.read(1 << 16)
+        data.seek(0, os.SEEK_END)
+        if data.tell() == 0:
+            return "\n", True
+        data.seek(-1, os.SEEK_END)
+        last = data.read(1)
+    first_break = head.find(b"\n")
+    newline = "\r\n" if first_break > 0 and head[first_break - 1 : first_break] == b"\r" else "\n"
+    return newline, last == b"\n"
 
 
 def load_path(request: WriteRequest) -> str:

@@ -194,6 +194,37 @@ def test_append_to_csv_adds_rows_under_one_header(pipeline: Pipeline, lake: Path
     assert lines.count(lines[0]) == 1
 
 
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        (b"id,amount\n9,1.5", b"id,amount\n9,1.5\n1,30.0\n2,20.0\n"),
+        (b"id,amount\r\n9,1.5\r\n", b"id,amount\r\n9,1.5\r\n1,30.0\r\n2,20.0\r\n"),
+        (b"id,amount\r\n9,1.5", b"id,amount\r\n9,1.5\r\n1,30.0\r\n2,20.0\r\n"),
+    ],
+)
+def test_append_to_csv_keeps_its_line_endings_and_never_joins_rows(
+    pipeline: Pipeline, lake: Path, existing: bytes, expected: bytes
+) -> None:
+    (lake / "out").mkdir()
+    (lake / "out" / "all.csv").write_bytes(existing)
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("two", sql="SELECT id, amount FROM orders WHERE id <= 2 ORDER BY id")
+    pipeline.load("two", to="lake", path="out/all.csv", mode="append")
+    pipeline.run().raise_for_status()
+    assert (lake / "out" / "all.csv").read_bytes() == expected
+
+
+def test_append_to_ndjson_without_a_final_newline_adds_whole_lines(pipeline: Pipeline, lake: Path) -> None:
+    (lake / "out").mkdir()
+    (lake / "out" / "all.ndjson").write_text('{"id":9,"amount":1.5}')
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("two", sql="SELECT id, amount FROM orders WHERE id <= 2 ORDER BY id")
+    pipeline.load("two", to="lake", path="out/all.ndjson", mode="append")
+    pipeline.run().raise_for_status()
+    lines = (lake / "out" / "all.ndjson").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [9, 1, 2]
+
+
 def test_append_to_csv_with_other_columns_is_refused(pipeline: Pipeline, lake: Path) -> None:
     _write_csv(lake / "out" / "all.csv", [{"x": 1}])
     before = (lake / "out" / "all.csv").read_bytes()
