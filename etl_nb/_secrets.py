@@ -22,7 +22,8 @@ _known_secrets: set[str] = set()
 _lock = threading.Lock()
 # A password inside a URL (scheme://user:password@host) is a secret even
 # when the user wrote it literally instead of as ${VAR}.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)")
+# The password stops at '/': a port and path are not a password (https://h:8080/x?to=a@b.c).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s/]+)(?=@)")
 
 
 def references(text: str) -> list[str]:

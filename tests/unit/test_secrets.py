@@ -62,7 +62,10 @@ def test_a_literal_url_password_is_masked() -> None:
 
 
 def test_a_url_without_password_is_left_alone() -> None:
-    text = "see https://example.com/a:b and postgresql://alice@db/shop and C:/data"
+    text = (
+        "see https://example.com/a:b and postgresql://alice@db/shop and C:/data "
+        "and https://api.example.com:8443/v1/users?email=ada@example.com"
+    )
     assert redact(text) == text
 
 
