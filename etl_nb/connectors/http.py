@@ -6,6 +6,9 @@ cursors, ``Link`` headers or a single request) and turns each page's records
 into one Arrow record batch as it arrives, so memory holds a few pages
 whatever the size of the API. A thread fetches up to two pages ahead, so the
 network and JSON parsing overlap with DuckDB storing the previous page.
+Pages are parsed by Polars straight from the bytes when it can (Rust, no
+Python objects); anything unusual takes the ``json`` module's path, which
+also words the errors.
 
 The batch stream declares its schema from the first page, because DuckDB
 needs it before the first row. Later pages are conformed to it: a field a
@@ -615,9 +618,9 @@ def _fast_page(extract: ExtractStep, response: httpx.Response, number: int) -> p
         if not frame.width or any(isinstance(t, pl.Struct) and not t.fields for t in frame.dtypes):
             return None
         table = frame.to_arrow()
+        table = table.cast(pa.schema([f.with_type(_regular_type(f.type)) for f in table.schema]))
     except Exception:  # anything Polars cannot read the json path reads or explains
         return None
-    table = table.cast(pa.schema([f.with_type(_regular_type(f.type)) for f in table.schema]))
     batches = table.combine_chunks().to_batches()
     return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
