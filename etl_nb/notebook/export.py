@@ -291,14 +291,7 @@ class _Exporter:
         try:
             build_dag(spec).order()
         except EtlError as exc:
-            cell = next(
-                (
-                    s.cell
-                    for s in spec.steps
-                    if exc.step in (getattr(s, "name", None), getattr(s, "step", None))
-                ),
-                None,
-            )
+            cell = _culprit(spec, exc)
             if cell is None:
                 raise SpecError(f"{_one_line(exc.message)} Nothing was written.") from None
             raise _cell_error(cell, exc.message, exc.step) from None
@@ -693,7 +686,26 @@ def _cell_error(index: int, message: str, step: str | None = None) -> SpecError:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    text = " ".join(message.split())
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _culprit(spec: PipelineSpec, error: EtlError) -> int | None:
+    """The cell of the step without which ``error`` goes away (loads and checks are tried first)."""
+    from etl_nb.engine.dag import build_dag
+
+    related = [s for s in spec.steps if error.step in (getattr(s, "name", None), getattr(s, "step", None))]
+    related.sort(key=lambda s: 0 if isinstance(s, LoadStep | CheckStep) else 1)
+    for candidate in related:
+        trial = spec.model_copy()
+        trial.steps = [s for s in spec.steps if s is not candidate]
+        try:
+            build_dag(trial).order()
+        except EtlError as exc:
+            if exc.message == error.message:
+                continue
+        return candidate.cell
+    return related[0].cell if related else None
 
 
 def _free_name(choices: tuple[str, ...], taken: set[str]) -> str:
