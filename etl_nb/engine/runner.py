@@ -351,7 +351,7 @@ class Runner:
                 )
                 if error.step is None:
                     error.step = result.step
-                result.status, result.error = "failed", str(error)
+                result.status, result.error, result.rows = "failed", str(error), None
                 outcome.error = error
                 return
             pending[:] = [w for w in pending if w is not write]

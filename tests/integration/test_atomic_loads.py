@@ -120,6 +120,8 @@ def test_a_commit_that_fails_leaves_the_target_and_no_temp_file(lake: Path) -> N
     assert result.status == "failed"
     assert result.error is not None
     assert "No space left on device" in result.error
+    assert "The target was left as it was." in result.error
+    assert result.rows == 0
     assert "load:orders:target:out/orders.parquet" in [
         n for n, s in result.steps.items() if s.status == "failed"
     ]
