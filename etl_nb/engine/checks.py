@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -155,6 +156,8 @@ def _offending(
 
 def _plain(value: Any) -> Any:
     """A sample value as JSON can hold it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are not JSON (PostgreSQL's json type refuses them)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, dt.date | dt.datetime | dt.time):

@@ -376,6 +376,22 @@ def test_unique_on_several_columns_checks_the_combination(pipeline: Pipeline, la
     assert "unique(day, shop): 2 of 4 rows share their (day, shop) with another row" in result.error
 
 
+def test_check_samples_are_json_even_for_odd_values(pipeline: Pipeline) -> None:
+    pipeline.transform(
+        "odd",
+        sql="SELECT 'nan'::DOUBLE AS x, DATE '2026-01-02' AS d, 1.50::DECIMAL(4, 2) AS m, [1, 2] AS l",
+    )
+    pipeline.check("odd", [{"expression": "x < 0"}])
+    result = pipeline.run()
+    record = RunStore().get_run(result.run_id)
+    assert record is not None
+    [check] = [s for s in record.steps if s.step == "check:odd"]
+    assert check.detail is not None
+    assert check.detail["failures"][0]["sample"] == [
+        {"x": "nan", "d": "2026-01-02", "m": "1.50", "l": "[1, 2]"}
+    ]
+
+
 def test_a_warn_check_reports_without_failing(pipeline: Pipeline, lake: Path) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.check("orders", [{"accepted_values": {"status": ["paid"]}}], warn=True)
