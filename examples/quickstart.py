@@ -24,7 +24,10 @@ p.transform(
     ORDER BY revenue_eur DESC
     """,
 )
-p.check("revenue", [{"not_null": ["name", "revenue_eur"]}, {"unique": ["name"]}, {"expression": "revenue_eur >= 0"}])
+p.check(
+    "revenue",
+    [{"not_null": ["name", "revenue_eur"]}, {"unique": ["name"]}, {"expression": "revenue_eur >= 0"}],
+)
 p.load("revenue", to="lake", path="output/revenue.parquet", mode="replace")
 
 result = p.run(params={"start_date": "2026-01-01"})
