@@ -170,7 +170,9 @@ def _inputs(step: Step, tables: dict[str, ExtractStep | TransformStep], spec: Pi
                 step=step.name,
             )
         return wanted
-    return [n for n in python_free_names(step.python or "", step.name) if n in tables and n != step.name]
+    # A step may be named like a builtin ('input', 'filter'): its frame shadows the builtin.
+    free = python_free_names(step.python or "", step.name, keep_builtins=True)
+    return [n for n in free if n in tables and n != step.name]
 
 
 def _require_connection(name: str, step: str, spec: PipelineSpec, verb: str) -> None:
@@ -292,8 +294,11 @@ def _sql_error_message(sql: str, step: str, parsed: dict[str, Any]) -> str:
 # --- Python ---------------------------------------------------------------------------
 
 
-def python_free_names(code: str, step: str = "") -> list[str]:
-    """Names the code reads before (or without) binding them itself, in order."""
+def python_free_names(code: str, step: str = "", *, keep_builtins: bool = False) -> list[str]:
+    """Names the code reads before (or without) binding them itself, in order.
+
+    Builtins (``len``, ``sum``) are left out unless ``keep_builtins``.
+    """
     finder = _FreeNames()
     try:
         finder.visit(ast.parse(code))
@@ -306,7 +311,7 @@ def python_free_names(code: str, step: str = "") -> list[str]:
             "Split the expression into several statements.",
             step=step or None,
         ) from None
-    return [n for n in dict.fromkeys(finder.free) if not hasattr(builtins, n)]
+    return [n for n in dict.fromkeys(finder.free) if keep_builtins or not hasattr(builtins, n)]
 
 
 class _FreeNames(ast.NodeVisitor):

@@ -500,6 +500,14 @@ def test_python_transform_sees_parameters(pipeline: Pipeline) -> None:
     assert sorted(pipeline.table("big")["id"].to_list()) == [1, 4]
 
 
+def test_a_step_named_like_a_python_builtin_is_still_an_input(pipeline: Pipeline) -> None:
+    pipeline.extract("input", source="lake", path="orders.csv")
+    pipeline.transform("paid", python="input.filter(pl.col('status') == 'paid')")
+    assert pipeline.dag().upstream("paid") == ["input"]
+    pipeline.run().raise_for_status()
+    assert pipeline.table("paid").height == 3
+
+
 def test_function_transform_gets_frames_by_argument_name(pipeline: Pipeline) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.extract("rates", source="lake", path="rates.parquet")
