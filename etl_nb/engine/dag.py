@@ -15,6 +15,7 @@ import difflib
 import graphlib
 import heapq
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -148,7 +149,7 @@ def _inputs(step: Step, tables: dict[str, ExtractStep | TransformStep], spec: Pi
         # DuckDB matches table names case-insensitively, quoted or not.
         by_folded = {table.lower(): table for table in tables}
         names = []
-        for name in sql_tables(step.sql, step.name):
+        for name in _step_sql_tables(step.name, step.sql, tables):
             if name.lower() not in by_folded:
                 raise PipelineError(
                     f"Step '{step.name}' reads table '{name}' but no step or connection makes it."
@@ -173,6 +174,22 @@ def _inputs(step: Step, tables: dict[str, ExtractStep | TransformStep], spec: Pi
     # A step may be named like a builtin ('input', 'filter'): its frame shadows the builtin.
     free = python_free_names(step.python or "", step.name, keep_builtins=True)
     return [n for n in free if n in tables and n != step.name]
+
+
+def _step_sql_tables(name: str, sql: str, tables: dict[str, ExtractStep | TransformStep]) -> list[str]:
+    try:
+        return sql_tables(sql, name)
+    except SpecError as exc:
+        # A step named like an SQL keyword ('order', 'group') only parses when quoted.
+        near = re.search(r'at or near "([^"]+)"', str(exc))
+        if near and near.group(1) in tables:
+            word = near.group(1)
+            raise SpecError(
+                f"{exc} '{word}' is an SQL keyword: write the step's name in double quotes "
+                f'("{word}") or rename the step.',
+                step=name,
+            ) from None
+        raise
 
 
 def _require_connection(name: str, step: str, spec: PipelineSpec, verb: str) -> None:

@@ -148,6 +148,15 @@ def test_unknown_table_suggests_the_closest_step() -> None:
     assert info.value.step == "revenue"
 
 
+def test_a_step_named_like_an_sql_keyword_must_be_quoted() -> None:
+    spec = _spec(*_with_sources("order"), ("transform total", "SELECT count(*) FROM order"))
+    with pytest.raises(SpecError) as info:
+        build_dag(spec)
+    assert "'order' is an SQL keyword: write the step's name in double quotes (\"order\")" in str(info.value)
+    quoted = _spec(*_with_sources("order"), ("transform total", 'SELECT count(*) FROM "order"'))
+    assert build_dag(quoted).upstream("total") == ["order"]
+
+
 def test_unknown_connection_is_named_with_the_fix() -> None:
     spec = _spec(("connect lake ./data", None), ("extract orders --from lak", "path: o.csv"))
     with pytest.raises(PipelineError) as info:
