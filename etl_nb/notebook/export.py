@@ -899,9 +899,14 @@ def _join_script(plan: _Plan, source_name: str) -> str:
         for n, v in plan.parameters.items()
         if isinstance(v, str | int | float) and not isinstance(v, bool) and n in plan.parameter_names
     }
-    options = " ".join(f"{_option(n)} {shlex.quote(str(v))}" for n, v in simple.items())
     script = f"{Path(source_name).stem}.py"
-    usage = [f"    python {script}{' ' + options if options else ''}"]
+    example = f"    python {script}"
+    for n, v in simple.items():  # as many as fit on the line; --help lists them all
+        option = f" {_option(n)} {shlex.quote(str(v))}"
+        if v == "" or len(example + option) > LINE_LENGTH:
+            break
+        example += option
+    usage = [example]
     if plan.parameter_names:
         usage.append(f"    python {script} --help")
     how = "; the notebook's parameters are command-line options:" if plan.parameter_names else ":"
