@@ -98,6 +98,17 @@ def _notebook_path(shell: InteractiveShell) -> str | None:
     return None
 
 
+def _saved_notebook(shell: InteractiveShell) -> Path | None:
+    """The notebook file on disk, if the frontend told its path (it may be relative to the kernel)."""
+    path = _notebook_path(shell)
+    if path is None:
+        return None
+    for candidate in (Path(path), Path.cwd() / Path(path).name):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 @functools.lru_cache(maxsize=512)
 def _parse(line: str, body: str | None) -> Statement:
     # Statements are frozen, so a re-run of an unchanged cell reuses its parse.
@@ -430,11 +441,19 @@ class NotebookSession:
         display(Message(f"{len(names)} parameter{'s' if len(names) != 1 else ''}:", detail))
 
     def cmd_export(self, command: Command) -> None:
-        """``%etl export``: not in this version (export comes with the CLI's ``etl-nb export``)."""
-        raise SpecError(
-            "%etl export is not available in this version of etl_nb. Use the Python API meanwhile: "
-            "etl_nb.current().spec holds every connection and step."
-        )
+        """``%etl export [PATH] [--to py|ipynb]``: the saved notebook as plain code, like ``etl-nb export``."""
+        from etl_nb.notebook.export import export_notebook
+
+        source = _saved_notebook(self.shell)
+        if source is None:
+            raise SpecError(
+                "%etl export cannot tell which notebook this is. Save it, then run in a terminal: "
+                "etl-nb export NOTEBOOK.ipynb --to py"
+            )
+        target = command.target
+        to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
+        written = export_notebook(source, to=to, output=target)
+        print(f"exported the saved {source.name} to {written}")
 
 
 def _label(step: Step) -> str:
