@@ -441,7 +441,7 @@ class NotebookSession:
         display(Message(f"{len(names)} parameter{'s' if len(names) != 1 else ''}:", detail))
 
     def cmd_export(self, command: Command) -> None:
-        """``%etl export [PATH] [--to py|ipynb]``: the saved notebook as plain code, like ``etl-nb export``."""
+        """``%etl export [PATH] [--to py|ipynb]``: the saved notebook as plain code (``etl-nb export``)."""
         from etl_nb.notebook.export import export_notebook
 
         source = _saved_notebook(self.shell)
@@ -452,7 +452,7 @@ class NotebookSession:
             )
         target = command.target
         to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
-        written = export_notebook(source, to=to, output=target)
+        written = export_notebook(source, to="py" if to == "py" else "ipynb", output=target)
         print(f"exported the saved {source.name} to {written}")
 
 
