@@ -155,6 +155,11 @@ class CheckStep(_Model):
 
     _check_step = field_validator("step")(_identifier)
 
+    @property
+    def parameters(self) -> list[str]:
+        """Names of the ``{{ name }}`` parameters its expressions use."""
+        return parameters_in(" ".join(r.expression or "" for r in self.rules))
+
 
 class LoadStep(_Model):
     """Write the output of step ``step`` to connection ``to``."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from etl_nb.engine.dag import bindable_sql
 from etl_nb.errors import CheckFailed, PipelineError
 from etl_nb.spec import CheckRule, CheckStep
 
@@ -121,7 +122,7 @@ def _run_rule(
             total,
             f"rows have a {column} outside {rule.values}",
         )
-    expression = rule.expression or "true"
+    expression = bindable_sql(rule.expression or "true")
     return _offending(
         con,
         source,
@@ -129,7 +130,7 @@ def _run_rule(
         [],
         rule.describe(),
         total,
-        f"rows break '{expression}'",
+        f"rows break '{rule.expression}'",
     )
 
 

@@ -358,11 +358,14 @@ class Runner:
 
     def _bind_params(self, order: list[str], params: Mapping[str, Any]) -> None:
         used: dict[str, str] = {}
+        in_duckdb: set[str] = set()  # read by DuckDB SQL (transforms, checks), not by a source
         for node in order:
             step = self.dag.nodes[node]
-            if isinstance(step, TransformStep | ExtractStep):
+            if isinstance(step, TransformStep | ExtractStep | CheckStep):
                 for name in step.parameters:
                     used.setdefault(name, node)
+                    if not isinstance(step, ExtractStep):
+                        in_duckdb.add(name)
         missing = [(name, node) for name, node in used.items() if name not in params]
         if missing:
             name, node = missing[0]
@@ -371,12 +374,7 @@ class Runner:
                 f"'{name}' in the parameters cell or pass it: run(params={{'{name}': ...}}).",
                 step=node,
             )
-        transform_params = {
-            name: params[name]
-            for name, node in used.items()
-            if isinstance(self.dag.nodes[node], TransformStep)
-        }
-        self.session.bind(transform_params)
+        self.session.bind({name: params[name] for name in in_duckdb})
 
     def _run_node(
         self,

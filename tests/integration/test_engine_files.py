@@ -682,3 +682,28 @@ def test_an_incremental_column_that_is_missing_is_a_clear_error(pipeline: Pipeli
     result = pipeline.run()
     assert result.error is not None
     assert "Extract 'orders' is incremental on 'updated_at', but its rows have no such column" in result.error
+
+
+def test_a_parameter_in_a_check_expression_is_bound(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.check("orders", [{"expression": "amount >= {{ floor }}"}])
+    assert pipeline.run(params={"floor": 0}).status == "success"
+    failed = pipeline.run(params={"floor": 1000})
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert "rows break 'amount >= {{ floor }}'" in failed.error
+
+
+def test_a_parameter_shared_by_a_source_query_and_a_transform_reaches_both(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER, status TEXT)")
+        db.executemany("INSERT INTO orders VALUES (?, ?)", [(1, "paid"), (2, "open"), (3, "paid")])
+    pipeline.connect("shop", f"sqlite:///{tmp_path / 'shop.db'}")
+    pipeline.extract("orders", source="shop", query="SELECT * FROM orders WHERE status = {{ status }}")
+    pipeline.transform("labelled", sql="SELECT *, {{ status }} AS wanted FROM orders")
+    pipeline.run(params={"status": "paid"}).raise_for_status()
+    assert pipeline.table("labelled")["wanted"].to_list() == ["paid", "paid"]
