@@ -691,20 +691,13 @@ def _one_line(message: str) -> str:
 
 
 def _culprit(spec: PipelineSpec, error: EtlError) -> int | None:
-    """The cell of the step without which ``error`` goes away (loads and checks are tried first)."""
-    from etl_nb.engine.dag import build_dag
+    """The cell of the step without which ``error`` goes away, else of the first step it names."""
+    from etl_nb.notebook.reader import offending_step
 
+    offender = offending_step(spec, error)
+    if offender is not None:
+        return offender.cell
     related = [s for s in spec.steps if error.step in (getattr(s, "name", None), getattr(s, "step", None))]
-    related.sort(key=lambda s: 0 if isinstance(s, LoadStep | CheckStep) else 1)
-    for candidate in related:
-        trial = spec.model_copy()
-        trial.steps = [s for s in spec.steps if s is not candidate]
-        try:
-            build_dag(trial).order()
-        except EtlError as exc:
-            if exc.message == error.message:
-                continue
-        return candidate.cell
     return related[0].cell if related else None
 
 

@@ -385,7 +385,7 @@ def _drop_invalid_steps(result: NotebookPipeline) -> None:
             build_dag(spec).order()
             return
         except EtlError as exc:
-            offender = _offender(spec, exc)
+            offender = offending_step(spec, exc)
             if offender is None:
                 result.problems.append(Problem(None, exc.message, exc.step))
                 return
@@ -393,7 +393,7 @@ def _drop_invalid_steps(result: NotebookPipeline) -> None:
             result.problems.append(Problem(offender.cell, exc.message, exc.step))
 
 
-def _offender(spec: PipelineSpec, error: EtlError) -> Step | None:
+def offending_step(spec: PipelineSpec, error: EtlError) -> Step | None:
     """The step whose removal makes ``error`` go away: leaves (loads, checks) are tried first."""
     from etl_nb.engine.dag import build_dag
 
