@@ -67,12 +67,18 @@ def _assert_same_files(expected: Path, actual: Path, what: str) -> None:
             assert (expected / relative).read_text() == (actual / relative).read_text(), f"{what}: {relative}"
 
 
-@examples
+# Examples that load into a database need a database per run: tests/examples compares those.
+on_files = pytest.mark.parametrize(
+    "example",
+    [e for e in EXAMPLES if not _loads_into_a_database(e)],
+    ids=[e.stem for e in EXAMPLES if not _loads_into_a_database(e)],
+)
+
+
+@on_files
 def test_exported_notebook_and_script_write_what_the_notebook_writes(
     example: Path, copy_examples: Callable[[str], Path]
 ) -> None:
-    if _loads_into_a_database(example):
-        pytest.skip(f"{example.name} loads into a database: comparing its runs needs a database per run")
     injected = _injected(example)
     params = dict([injected]) if injected else {}
     source_dir, plain_dir = copy_examples("source"), copy_examples("plain")
