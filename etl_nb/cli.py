@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     from etl_nb.runs.execute import check_parameters, execute_notebook
 
     params = check_parameters(dict(args.param))
-    result = execute_notebook(args.notebook, params, timeout=args.timeout)
+    result = execute_notebook(args.notebook, params, timeout=args.timeout, progress=sys.stderr.isatty())
     _print_run(result.run_id)
     return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
 
