@@ -87,6 +87,7 @@ def execute_notebook(
                 progress_bar=progress,
                 execution_timeout=timeout,
                 log_output=False,
+                kernel_manager_class=_ipc_kernel_manager(),
             )
     except PapermillExecutionError as exc:
         status, error = "failed", _execution_error(exc)
@@ -94,6 +95,19 @@ def execute_notebook(
         status, error = "failed", f"{exc.__class__.__name__}: {exc}"
     store.finish_run(run_id, status, None, error=error, output_notebook=str(output))
     return NotebookRun(run_id=run_id, status=status, output_notebook=output, error=error)
+
+
+def _ipc_kernel_manager() -> type:
+    """A kernel manager on local sockets: no TCP port, and no plain-text warning on every run."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IpcKernelManager
 
 
 def _execution_error(exc: Any) -> str:
