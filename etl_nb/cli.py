@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from etl_nb.runs.execute import pipeline_name
+    from etl_nb.notebook.reader import pipeline_name
     from etl_nb.store import RunStore
 
     pipeline = args.pipeline

@@ -172,6 +172,7 @@ class NotebookSession:
     declared: dict[str, int] = field(default_factory=dict)  # node -> tick of its last declaration
     failed: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
+    unrun: bool = False  # in a recorded run: steps declared since the pipeline last ran
 
     @classmethod
     def create(cls, shell: InteractiveShell) -> NotebookSession:
@@ -196,6 +197,9 @@ class NotebookSession:
 
                     url = redact(statement.url)
                     display(Message(f"connection {statement.name} ({statement.type}): {url}"))
+                elif _recorded_run() is not None:
+                    self.unrun = True
+                    display(Message(f"{_label(statement)}: {_DEFERRED}"))
                 else:
                     self.run_cell_step(statement)
         except EtlError as exc:
@@ -270,11 +274,9 @@ class NotebookSession:
         self, name: str, limit: int, *, rows: int | None = None, took: float | None = None
     ) -> StepPreview:
         """The first ``limit`` rows of step ``name``, its row count, schema and time."""
-        from etl_nb.engine.checks import quote
-
         session = self.pipeline.session
         # A LIMIT in the SQL is several times cheaper than DuckDB's relation.limit() per cell.
-        frame = session.con.sql(f"SELECT * FROM {quote(name)} LIMIT {int(limit)}").pl()
+        frame = session.con.sql(f"SELECT * FROM {session.source(name)} LIMIT {int(limit)}").pl()
         if rows is None:
             rows = session.count(name)
         kind = self.pipeline.spec.tables()[name].verb
@@ -293,17 +295,17 @@ class NotebookSession:
         tables = self.pipeline.spec.tables()
         params: dict[str, Any] = {}
         for step in steps:
-            if not isinstance(step, ExtractStep | TransformStep):
+            if not isinstance(step, ExtractStep | TransformStep | CheckStep):
                 continue
             for name in step.parameters:
                 if name not in namespace and not strict:
                     continue
                 if name not in namespace:
                     raise PipelineError(
-                        f"Step '{step.name}' uses the parameter {{{{ {name} }}}} but the notebook has no "
-                        f"variable '{name}'. Define it in the parameters cell ({name} = ...) and run that "
-                        "cell first.",
-                        step=step.name,
+                        f"Step '{step_id(step)}' uses the parameter {{{{ {name} }}}} but the notebook has "
+                        f"no variable '{name}'. Define it in the parameters cell ({name} = ...) and run "
+                        "that cell first.",
+                        step=step_id(step),
                     )
                 params[name] = namespace[name]
             if isinstance(step, TransformStep) and step.python is not None:
@@ -338,6 +340,7 @@ class NotebookSession:
             progress.finish({"text/plain": progress.text()})
             raise
         progress.finish(run_bundle(result))
+        self.unrun = False
         self.tick += 1
         for node, step in result.steps.items():
             if step.status in ("success", "warned"):
@@ -400,6 +403,8 @@ class NotebookSession:
                 f"There is no step '{name}' that makes a table.{hint} Steps: {known}.",
                 step=name,
             )
+        if self.unrun:
+            self.cmd_run(Command(verb="run"))
         session = self.pipeline._session
         if session is None or not session.has(name):
             raise PipelineError(
@@ -425,9 +430,9 @@ class NotebookSession:
         """``%etl params``: the parameters the steps use and their values in the notebook."""
         names: dict[str, list[str]] = {}
         for step in self.pipeline.spec.steps:
-            if isinstance(step, ExtractStep | TransformStep):
+            if isinstance(step, ExtractStep | TransformStep | CheckStep):
                 for name in step.parameters:
-                    names.setdefault(name, []).append(step.name)
+                    names.setdefault(name, []).append(step_id(step))
         if not names:
             display(Message("No step uses a {{ parameter }}."))
             return
@@ -518,6 +523,34 @@ class EtlMagics(Magics):
         var_expand: Callable[..., str] = shell.var_expand
         expanded = var_expand(protected, depth=depth)
         return _PLACEHOLDER.sub(lambda m: "${" + m.group(1) + "}", expanded)
+
+
+_DEFERRED = "declared; this recorded run runs the pipeline at %etl run or at the end of the notebook"
+
+
+def _recorded_run() -> str | None:
+    """The run id when ``etl-nb run`` executes this notebook, else None (interactive)."""
+    from etl_nb.pipeline import RUN_ID_ENV
+
+    return os.environ.get(RUN_ID_ENV) or None
+
+
+def finish_recorded_run() -> None:
+    """End of a recorded run: run the pipeline once if cells declared steps since it last ran.
+
+    ``etl-nb run`` appends a cell calling this. In a recorded run, step cells
+    only declare their steps, so the whole pipeline runs as one atomic,
+    incremental ``Pipeline.run`` -- the same run the exported script makes.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    session = _sessions.get(id(shell)) if shell is not None else None
+    if session is not None and session.unrun:
+        try:
+            session.cmd_run(Command(verb="run"))
+        except EtlError as exc:
+            raise EtlUsageError(session._message(exc, "run", None), exc) from None
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from etl_nb.errors import EtlError, PipelineError
+from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.pipeline import RUN_ID_ENV, new_run_id
 from etl_nb.store import RunStore, default_store_url
 
@@ -33,12 +34,6 @@ class NotebookRun:
     status: str
     output_notebook: Path
     error: str | None = None
-
-
-def pipeline_name(notebook: str | Path) -> str:
-    """The pipeline name of a notebook: its file stem as an identifier."""
-    name = re.sub(r"\W", "_", Path(notebook).stem)
-    return name if re.match(r"[A-Za-z_]", name) else f"nb_{name}"
 
 
 def home() -> Path:
@@ -74,15 +69,17 @@ def execute_notebook(
     output = runs_folder(run_id) / source.name
     output.parent.mkdir(parents=True, exist_ok=True)
     name = pipeline_name(source)
-    values = dict(params or {})
+    nb, defaults = _prepared(source)
+    # Record what the run really used: the parameters cell's values, then -p over them.
+    values = {**defaults, **(params or {})}
     store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
     try:
         with _kernel_environment(run_id, name, store_url, source):
             papermill.execute_notebook(
-                str(source),
+                nb,
                 str(output),
-                parameters=values,
+                parameters=dict(params or {}),
                 cwd=str(source.parent),
                 progress_bar=progress,
                 execution_timeout=timeout,
@@ -95,6 +92,32 @@ def execute_notebook(
         status, error = "failed", f"{exc.__class__.__name__}: {exc}"
     store.finish_run(run_id, status, None, error=error, output_notebook=str(output))
     return NotebookRun(run_id=run_id, status=status, output_notebook=output, error=error)
+
+
+FINISH_CELL = """\
+# Added by etl-nb run: %%etl cells only declared their steps, so the pipeline
+# runs here once (atomic loads, incremental state) unless %etl run just ran it.
+import etl_nb.notebook.magics
+
+etl_nb.notebook.magics.finish_recorded_run()"""
+
+
+def _prepared(source: Path) -> tuple[Any, dict[str, Any]]:
+    """The notebook with the closing cell of a recorded run, and its parameters' defaults."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        raise PipelineError(f"'{source.name}' is not a readable notebook ({exc}). Check the file.") from None
+    finish = nbformat.v4.new_code_cell(FINISH_CELL)  # type: ignore[no-untyped-call]
+    finish.metadata["tags"] = ["etl-nb-finish"]
+    nb.cells.append(finish)
+    try:
+        defaults = dict(read_notebook(source).parameters)
+    except EtlError:
+        defaults = {}
+    return nb, defaults
 
 
 def _ipc_kernel_manager() -> type:
