@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -166,7 +167,11 @@ class Session:
         self.drop(name)
         if isinstance(relation, str):
             kind = "TABLE" if table else "VIEW"
-            self.con.execute(f"CREATE {kind} {quote(name)} AS {self.inline(relation, reads)}")
+            text, first = self._wrap(relation, reads)
+            try:
+                self.con.execute(f"CREATE {kind} {quote(name)} AS {text}")
+            except duckdb.Error as exc:
+                raise _in_user_lines(exc, first, relation) from None
         elif table:
             relation.to_table(name)
         else:
@@ -180,11 +185,21 @@ class Session:
     def fuse(self, name: str, select: str, reads: Iterable[str] = ()) -> None:
         """Keep ``name`` as SQL text only; readers inline it (see ``inline``)."""
         self.drop(name)
-        self._fused[name] = (select, tuple(reads))
+        self._fused[name] = (sql_body(select), tuple(reads))
         self.objects[name] = "fused"
 
     def inline(self, select: str, reads: Iterable[str]) -> str:
         """``select`` with every fused step it reads (directly or not) defined as a CTE."""
+        return self._wrap(select, reads)[0]
+
+    def _wrap(self, select: str, reads: Iterable[str]) -> tuple[str, int]:
+        """``inline``'s SQL, and the line on which ``select``'s own text starts in it.
+
+        Every piece of user SQL sits on lines of its own, without trailing
+        semicolons, so a trailing ``-- comment`` cannot swallow the closing
+        parenthesis and DuckDB's ``LINE n`` can be mapped back to the step's text.
+        """
+        body = sql_body(select)
         order: list[str] = []
 
         def visit(name: str) -> None:
@@ -196,9 +211,10 @@ class Session:
         for name in reads:
             visit(name)
         if not order:
-            return select
-        ctes = ", ".join(f"{quote(n)} AS ({self._fused[n][0]})" for n in order)
-        return f"WITH {ctes} SELECT * FROM ({select})"
+            return f"\n{body}\n", 2
+        ctes = ", ".join(f"{quote(n)} AS (\n{self._fused[n][0]}\n)" for n in order)
+        head = f"WITH {ctes}\nSELECT * FROM (\n"
+        return f"{head}{body}\n)", head.count("\n") + 1
 
     def source(self, name: str) -> str:
         """What to read step ``name`` FROM: its table or view, or its fused SQL as a subquery."""
@@ -208,12 +224,17 @@ class Session:
         return quote(name)
 
     def culprit(self, reads: Iterable[str]) -> tuple[str, duckdb.Error] | None:
-        """The first fused step among ``reads`` (and their inputs) whose SQL does not bind."""
+        """The first fused step among ``reads`` (and their inputs) whose SQL does not bind.
+
+        The error's ``LINE n`` is a line of that step's own SQL, not of the query around it.
+        """
         for name in self._fused_closure(reads):
+            select, upstream = self._fused[name]
+            text, first = self._wrap(select, upstream)
             try:
-                self.con.execute(f"DESCRIBE SELECT * FROM {self.source(name)}").fetchall()
+                self.con.execute(f"DESCRIBE SELECT * FROM ({text}) AS {quote(name)}").fetchall()
             except duckdb.Error as exc:
-                return name, exc
+                return name, _in_user_lines(exc, first, select)
         return None
 
     def _fused_closure(self, reads: Iterable[str]) -> list[str]:
@@ -589,6 +610,46 @@ class Runner:
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log
+
+
+def sql_body(sql: str) -> str:
+    """``sql`` without the semicolons (and blank space) it ends with, ready to nest in a query.
+
+    Comments stay (the caller puts the text on lines of its own), and so do the
+    lines before, so line numbers in errors still match the user's text.
+    """
+    data = sql.encode()
+    try:
+        tokens = duckdb.tokenize(sql)  # positions are byte offsets
+    except Exception:  # not tokenisable: DuckDB reports the real error when it runs
+        return sql.rstrip().rstrip(";").rstrip()
+    for position, kind in reversed(tokens):
+        if kind == duckdb.token_type.comment:
+            continue
+        if kind == duckdb.token_type.operator and data[position : position + 1] == b";":
+            data = data[:position] + data[position + 1 :]
+            continue
+        break
+    return data.decode().rstrip()
+
+
+_SQL_CONTEXT = re.compile(r"\n*LINE (\d+): (.*)\n( *)(\^+)\s*$")
+
+
+def _in_user_lines(exc: duckdb.Error, first: int, select: str) -> duckdb.Error:
+    """``exc`` with its ``LINE n`` counted in ``select`` (which starts on line ``first`` of the
+    SQL DuckDB ran), or without the excerpt when it points at SQL the user did not write."""
+    message = str(exc)
+    match = _SQL_CONTEXT.search(message)
+    if match is None:
+        return exc
+    line = int(match.group(1)) - first + 1
+    if not 1 <= line <= select.count("\n") + 1:
+        return type(exc)(message[: match.start()])
+    caret = len(match.group(3)) - len(f"LINE {match.group(1)}: ")
+    label = f"LINE {line}: "
+    context = f"\n\n{label}{match.group(2)}\n{' ' * (len(label) + caret)}{match.group(4)}"
+    return type(exc)(message[: match.start()] + context)
 
 
 def _blame_fused_step(outcome: RunOutcome, result: StepOutcome, error: EtlError) -> None:

@@ -557,6 +557,49 @@ def test_sql_error_at_run_time_names_the_step(pipeline: Pipeline) -> None:
     assert "amont" in result.error
 
 
+@pytest.mark.parametrize(
+    "ending", [";", " ;\n", " -- paid only", ";  -- paid only\n", " /* note */ ;", "\n-- end\n;\n"]
+)
+@pytest.mark.parametrize("materialize", ["auto", "all"])
+def test_sql_may_end_with_a_semicolon_or_a_comment_when_fused_or_not(
+    pipeline: Pipeline, lake: Path, ending: str, materialize: Literal["auto", "all"]
+) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'" + ending)
+    pipeline.transform("counted", sql="SELECT count(*) AS n FROM paid" + ending)
+    pipeline.load("counted", to="lake", path="out/counted.csv", mode="replace")
+    pipeline.run(materialize=materialize).raise_for_status()
+    assert _rows(lake / "out" / "counted.csv") == [(3,)]
+
+
+def test_a_sql_error_in_a_fused_step_quotes_the_steps_own_line(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT id,\n  amont\nFROM orders -- typo")
+    pipeline.transform("counted", sql="SELECT count(*) AS n FROM paid;")
+    pipeline.load("counted", to="lake", path="out/counted.csv", mode="replace")
+    result = pipeline.run()
+    assert result.steps["paid"].status == "failed"
+    assert result.error is not None
+    assert result.error.startswith("SQL error in transform 'paid':")
+    assert "LINE 2:   amont" in result.error
+    # Never the query the engine wrapped around the step's SQL.
+    assert "WITH" not in result.error
+    assert "SELECT * FROM (" not in result.error
+    assert not (lake / "out" / "counted.csv").exists()
+
+
+def test_a_sql_error_in_a_step_reading_fused_steps_quotes_its_own_line(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.transform("bad", sql="SELECT sum(amont) AS total FROM paid")
+    result = pipeline.run()
+    assert result.error is not None
+    assert result.error.startswith("SQL error in transform 'bad':")
+    assert "LINE 1: SELECT sum(amont) AS total FROM paid" in result.error
+    assert "WITH" not in result.error
+    assert "read_csv" not in result.error
+
+
 def test_steps_read_once_are_fused_views_and_others_are_tables(pipeline: Pipeline) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
