@@ -298,7 +298,11 @@ class Pipeline:
             outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
             outcome_steps, error = outcome.steps, outcome.error
             if error is None:
-                store.set_watermarks(self.name, run_id, outcome.watermarks)
+                # A mark moves only when every step downstream of its extract ran too:
+                # rows an unrun load never wrote would otherwise be skipped for good.
+                ran = set(nodes)
+                marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
+                store.set_watermarks(self.name, run_id, marks)
         except EtlError as exc:
             error = exc
         except BaseException as exc:

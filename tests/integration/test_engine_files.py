@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import polars as pl
@@ -750,3 +750,28 @@ def test_a_parameter_shared_by_a_source_query_and_a_transform_reaches_both(
     pipeline.transform("labelled", sql="SELECT *, {{ status }} AS wanted FROM orders")
     pipeline.run(params={"status": "paid"}).raise_for_status()
     assert pipeline.table("labelled")["wanted"].to_list() == ["paid", "paid"]
+
+
+@pytest.mark.parametrize("partial", [{"only": ["orders"]}, {"only": "orders"}, {"from_step": "orders"}])
+def test_a_partial_run_advances_a_mark_only_when_all_downstream_of_the_extract_ran(
+    pipeline: Pipeline, lake: Path, tmp_path: Path, partial: dict[str, Any]
+) -> None:
+    import sqlite3
+
+    source = tmp_path / "shop.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE orders (id INTEGER, amount REAL, updated_at TEXT)")
+        db.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?)", [(1, 150.0, "2026-01-01"), (2, 300.0, "2026-01-02")]
+        )
+    pipeline.connect("shop", f"sqlite:///{source}")
+    pipeline.extract("orders", source="shop", query="SELECT * FROM orders", incremental="updated_at")
+    pipeline.transform("big", sql="SELECT id, amount FROM orders WHERE amount > 100")
+    pipeline.load("big", to="lake", path="out/big.csv", mode="append")
+    pipeline.run().raise_for_status()
+    with sqlite3.connect(source) as db:
+        db.execute("INSERT INTO orders VALUES (3, 500.0, '2026-01-03')")
+    pipeline.run(**partial).raise_for_status()
+    pipeline.run().raise_for_status()
+    assert _rows(lake / "out" / "big.csv") == [(1, 150.0), (2, 300.0), (3, 500.0)]
+    assert RunStore().watermark("files", "orders") == "2026-01-03"
