@@ -304,14 +304,42 @@ def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
             "first (a check with 'unique' finds them).",
             step=load.step,
         )
-    reader = {
-        "csv": "read_csv",
-        "parquet": "read_parquet",
-        "json": "read_json_auto",
-        "ndjson": "read_ndjson",
-    }[fmt]
-    old = f"{reader}({_sql_string(str(target))})"
-    return (
-        f"SELECT * FROM {old} ANTI JOIN {request.table_sql} USING ({keys}) "
-        f"UNION ALL BY NAME SELECT * FROM {request.table_sql}"
+    columns = request.relation.columns
+    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
+    old = _old_rows_sql(request, target, fmt)
+    # Keys compare as the step's types, however the file's text reads them ("01" matches 1).
+    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in load.key)
+    # CSV rows are text: the old ones stay exactly as written, the new ones are written as a
+    # replace would write them; the union keeps the file's column order.
+    new = (
+        "SELECT " + ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
+        if fmt == "csv"
+        else "SELECT *"
     )
+    return (
+        f"SELECT o.* FROM {old} AS o ANTI JOIN (SELECT {keys} FROM {request.table_sql}) AS s ON {on} "
+        f"UNION ALL BY NAME {new} FROM {request.table_sql}"
+    )
+
+
+# Types a JSON reader infers from strings; old rows keep such strings as they were written.
+_TYPES_FROM_STRINGS = ("DATE", "TIME", "TIMESTAMP", "UUID", "INTERVAL")
+
+
+def _old_rows_sql(request: WriteRequest, target: Path, fmt: str) -> str:
+    """A reader of the file being merged into that gives back its values as they are written."""
+    path = _sql_string(str(target))
+    if fmt == "csv":
+        return f"read_csv({path}, header = true, all_varchar = true)"
+    if fmt == "parquet":
+        return f"read_parquet({path})"  # typed: values come back exactly
+    json_format = _sql_string("newline_delimited" if fmt == "ndjson" else "auto")
+    inferred = request.connection.execute(
+        f"DESCRIBE SELECT * FROM read_json({path}, format = {json_format})"
+    ).fetchall()
+    columns = ", ".join(
+        f"{_sql_string(name)}: "
+        + _sql_string("VARCHAR" if kind.split("(")[0].split(" ")[0].startswith(_TYPES_FROM_STRINGS) else kind)
+        for name, kind, *_ in inferred
+    )
+    return f"read_json({path}, format = {json_format}, columns = {{{columns}}})"

@@ -283,6 +283,47 @@ def test_merge_key_that_is_not_a_column_lists_the_columns(pipeline: Pipeline, la
     assert "Merge key 'order_id' is not a column of step 'orders'. Columns: id, customer_id" in result.error
 
 
+def test_merge_into_a_csv_keeps_the_untouched_rows_text_exactly(pipeline: Pipeline, lake: Path) -> None:
+    pipeline.transform(
+        "prices",
+        sql="SELECT * FROM (VALUES (1, '1.50', '0012'), (2, '7.00', '13')) AS v(id, price, code)",
+    )
+    pipeline.load("prices", to="lake", path="out/t.csv", mode="merge", key=["id"])
+    pipeline.run().raise_for_status()
+    assert (lake / "out" / "t.csv").read_text() == "id,price,code\n1,1.50,0012\n2,7.00,13\n"
+    pipeline.transform(
+        "prices", sql="SELECT * FROM (VALUES (3, '2.10', '0014'), (2, '8.00', '07')) AS v(id, price, code)"
+    )
+    pipeline.run().raise_for_status()
+    text = (lake / "out" / "t.csv").read_text()
+    assert text.splitlines() == ["id,price,code", "1,1.50,0012", "3,2.10,0014", "2,8.00,07"]
+
+
+@pytest.mark.parametrize("suffix", ["json", "ndjson", "parquet"])
+def test_merge_into_json_or_parquet_keeps_the_untouched_rows_values(
+    pipeline: Pipeline, lake: Path, suffix: str
+) -> None:
+    first = (
+        "SELECT * FROM (VALUES (1, '2026-01-01T10:00:00Z', '1.50', 1.50::DECIMAL(5, 2)), "
+        "(2, '2026-01-02T11:00:00Z', '7.00', 7.00::DECIMAL(5, 2))) AS v(id, seen, price, amount)"
+    )
+    pipeline.transform("prices", sql=first)
+    pipeline.load("prices", to="lake", path=f"out/t.{suffix}", mode="merge", key=["id"])
+    pipeline.run().raise_for_status()
+    target = lake / "out" / f"t.{suffix}"
+    before = duckdb.sql(f"SELECT * FROM '{target}' ORDER BY id").fetchall()
+    pipeline.transform(
+        "prices",
+        sql="SELECT 3 AS id, '2026-01-03T12:00:00Z' AS seen, '2.10' AS price, 2.10::DECIMAL(5, 2) AS amount",
+    )
+    pipeline.run().raise_for_status()
+    after = duckdb.sql(f"SELECT * FROM '{target}' ORDER BY id").fetchall()
+    assert after[:2] == before
+    assert len(after) == 3
+    if suffix != "parquet":  # the strings that look like timestamps are the strings written
+        assert '"2026-01-01T10:00:00Z"' in target.read_text()
+
+
 def test_a_load_to_a_table_on_a_folder_says_to_use_path(pipeline: Pipeline) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
     pipeline.load("orders", to="lake", table="orders_copy")
