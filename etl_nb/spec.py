@@ -433,8 +433,19 @@ def _yaml(body: str, what: str, step: str | None, cell: int | None) -> Any:
         raise SpecError(f"The body of {what} cannot be read as YAML: {exc}.", step=step, cell=cell) from None
 
 
+# The type of a connection whose URL is a ${VAR} reference, until the reference is resolved.
+AUTO_CONNECTION_TYPE = "auto"
+
+
 def infer_connection_type(url: str) -> str:
-    """The connector kind a URL or path implies."""
+    """The connector kind a URL or path implies.
+
+    A URL that starts with a ``${VAR}`` reference (``${DATABASE_URL}``) is
+    ``"auto"``: its kind is known only when the connection opens and the
+    reference is resolved (see ``Session.connector``).
+    """
+    if url.lstrip().startswith("${"):
+        return AUTO_CONNECTION_TYPE
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("http", "https"):
         return "http"

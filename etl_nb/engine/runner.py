@@ -26,6 +26,7 @@ import pyarrow as pa
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from etl_nb._logging import get_logger
+from etl_nb._secrets import resolve
 from etl_nb.connectors import (
     Connector,
     ConnectorContext,
@@ -38,6 +39,7 @@ from etl_nb.engine.checks import quote, raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
 from etl_nb.errors import ConnectorError, EtlError, PipelineError
 from etl_nb.spec import (
+    AUTO_CONNECTION_TYPE,
     CheckStep,
     ConnectionSpec,
     ExtractStep,
@@ -45,6 +47,7 @@ from etl_nb.spec import (
     PipelineSpec,
     Step,
     TransformStep,
+    infer_connection_type,
     step_id,
 )
 
@@ -155,10 +158,34 @@ class Session:
             return known[1]
         if known is not None:
             known[1].close()
-        connector = connector_class(spec.type)(spec, context)
+        kind = self.kind(spec, context)
+        typed = spec if kind == spec.type else spec.model_copy(update={"type": kind})
+        connector = connector_class(kind)(typed, context)
         connector.open()
         self._connectors[spec.name] = (spec, connector)
         return connector
+
+    @staticmethod
+    def kind(spec: ConnectionSpec, context: ConnectorContext) -> str:
+        """The connector kind of ``spec``: an ``auto`` one's comes from its resolved URL's scheme.
+
+        The resolved URL is only looked at, never kept: the spec keeps its ``${VAR}``.
+        """
+        if spec.type != AUTO_CONNECTION_TYPE:
+            return spec.type
+        try:
+            kind = infer_connection_type(resolve(spec.url, context.env_file))
+        except KeyError as exc:
+            raise ConnectorError(
+                f"Connection '{spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
+                "export it or add it to the .env file beside the notebook."
+            ) from None
+        if kind == AUTO_CONNECTION_TYPE:
+            raise ConnectorError(
+                f"Connection '{spec.name}': its URL resolves to another ${{...}} reference. Set the "
+                "variable to the URL or folder itself, or add 'type:' to the connection."
+            )
+        return kind
 
     def put(
         self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool, reads: Iterable[str] = ()
@@ -294,15 +321,28 @@ class Runner:
         listener: RunListener | None = None,
         run_id: str | None = None,
     ) -> None:
-        self.spec = spec
         self.dag = dag
         self.session = session
         self.context = context
+        self.spec = self._typed(spec)
         self.retry = retry or RetryPolicy()
         self.listener = listener
         self.run_id = run_id or uuid.uuid4().hex
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
+
+    def _typed(self, spec: PipelineSpec) -> PipelineSpec:
+        """``spec`` with each ``auto`` connection typed (where its ``${VAR}`` is set), so that a
+        step can ask a connection's kind before it opens; opening one that is not set says why."""
+        typed = dict(spec.connections)
+        for name, connection in spec.connections.items():
+            if connection.type == AUTO_CONNECTION_TYPE:
+                try:
+                    kind = Session.kind(connection, self.context)
+                except EtlError:
+                    continue
+                typed[name] = connection.model_copy(update={"type": kind})
+        return spec if typed == spec.connections else spec.model_copy(update={"connections": typed})
 
     def run(
         self,

@@ -121,3 +121,58 @@ def test_structured_log_lines_mask_secrets_nested_in_values(
     assert "request" in caplog.text
     assert "plain *** line" in caplog.text
     assert token not in caplog.text
+
+
+def test_a_url_from_a_secret_reference_opens_as_the_kind_it_resolves_to(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_dir = tmp_path / f"hidden-{uuid.uuid4().hex}"
+    (secret_dir / "lake").mkdir(parents=True)
+    (secret_dir / "lake" / "rates.csv").write_text("currency,rate\nEUR,1.0\nUSD,0.5\n")
+    with sqlite3.connect(secret_dir / "shop.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER, currency TEXT)")
+        db.executemany("INSERT INTO orders VALUES (?, ?)", [(1, "EUR"), (2, "USD")])
+    monkeypatch.setenv("SHOP_URL", f"sqlite:///{secret_dir / 'shop.db'}")
+    monkeypatch.setenv("LAKE_DIR", str(secret_dir / "lake"))
+    p = Pipeline("auto_kind", base_dir=tmp_path)
+    p.connect("shop", "${SHOP_URL}")
+    p.connect("lake", "${LAKE_DIR}")
+    assert [c.type for c in p.spec.connections.values()] == ["auto", "auto"]
+    p.extract("orders", source="shop", query="SELECT * FROM orders")
+    p.extract("rates", source="lake", path="rates.csv")
+    p.transform("priced", sql="SELECT id, rate FROM orders JOIN rates USING (currency) ORDER BY id")
+    p.load("priced", to="lake", path="out/priced.csv", mode="replace")
+    p.load("orders", to="lake", path="out/orders.parquet", mode="replace")
+    with caplog.at_level(logging.DEBUG, logger="etl_nb"):
+        p.run().raise_for_status()
+    assert p.table("priced").rows() == [(1, 1.0), (2, 0.5)]
+    assert (secret_dir / "lake" / "out" / "priced.csv").is_file()
+    # A mistake on either connection: the error, logs, store and reprs never show where they point.
+    p.extract("missing", source="lake", path="nope.csv")
+    p.extract("broken", source="shop", query="SELECT * FROM no_such_table")
+    failed = p.run()
+    assert failed.status == "failed"
+    for text in (str(failed), repr(failed), repr(p), repr(p.spec), caplog.text, _store_text(store_url)):
+        assert secret_dir.name not in text
+    assert p.spec.connections["shop"].url == "${SHOP_URL}"
+
+
+def test_an_explicit_type_wins_over_the_resolved_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path))
+    p = Pipeline("typed", base_dir=tmp_path)
+    p.connect("lake", "${LAKE_DIR}", type="sql")  # a folder is no SQLAlchemy URL: the sql kind says so
+    p.extract("orders", source="lake", query="SELECT 1")
+    result = p.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "path:" not in result.error
+
+
+def test_an_unset_reference_in_an_auto_url_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_URL", raising=False)
+    p = Pipeline("unset", base_dir=tmp_path)
+    p.connect("shop", "${NOT_SET_URL}")
+    p.extract("orders", source="shop", query="SELECT 1")
+    result = p.run()
+    assert result.error is not None
+    assert "uses ${NOT_SET_URL} but it is not set" in result.error

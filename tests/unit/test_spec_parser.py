@@ -34,6 +34,11 @@ from etl_nb.spec import (
         ("http://127.0.0.1:8000", "http"),
         ("./data", "files"),
         ("/srv/lake", "files"),
+        # Known only once the reference is resolved, when the connection opens.
+        ("${DATABASE_URL}", "auto"),
+        ("${LAKE}/2026", "auto"),
+        ("${SCHEME}://host/db", "auto"),
+        ("sqlite:///${HOME}/shop.db", "sql"),
     ],
 )
 def test_connect_infers_the_connection_type_from_the_url(url: str, kind: str) -> None:
@@ -62,6 +67,12 @@ def test_connect_body_type_overrides_the_inferred_type() -> None:
     assert isinstance(spec, ConnectionSpec)
     assert spec.type == "postgres"
     assert spec.options == {"schema": "analytics"}
+
+
+def test_connect_body_type_wins_over_a_secret_reference_url() -> None:
+    spec = parse_cell("connect shop ${DATABASE_URL}", "type: postgres\n")
+    assert isinstance(spec, ConnectionSpec)
+    assert spec.type == "postgres"
 
 
 def test_connect_without_url_says_how_to_give_one() -> None:
