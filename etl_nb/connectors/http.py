@@ -124,7 +124,8 @@ class HttpConnector(Connector):
         for key, value in _mapping(options.get("headers"), "headers", name).items():
             headers[str(key)] = self._secret(str(value), remember_literal=_sensitive(str(key)))
         params = {
-            str(k): self._secret(str(v)) for k, v in _mapping(options.get("params"), "params", name).items()
+            str(k): self._secret(str(v), remember_literal=_sensitive(str(k)))
+            for k, v in _mapping(options.get("params"), "params", name).items()
         }
         auth = self._auth(options.get("auth"), headers)
         self.timeout = _number(options.get("timeout", DEFAULT_TIMEOUT), "timeout", name, minimum=0.001)
@@ -776,7 +777,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _sensitive(header: str) -> bool:
-    # Credentials written in clear are masked like ${VAR} values; an API version is not.
+    # Credentials written in clear (a header, a query parameter such as api_key) are masked
+    # like ${VAR} values; an API version is not.
     name = header.lower()
     return any(word in name for word in ("auth", "token", "key", "secret", "cookie", "password"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,6 +222,21 @@ def test_literal_header_secrets_are_masked_too(pipeline: Pipeline, api: Api) -> 
         path="/echo_bad",
     )
     assert "literal-secret-9917" not in str(error)
+
+
+@pytest.mark.parametrize("param", ["api_key", "access_token", "client_secret", "password"])
+def test_literal_connection_params_with_secret_names_are_masked(
+    pipeline: Pipeline, api: Api, store_url: str, param: str
+) -> None:
+    literal = f"lit{key()}"
+    error = failure(pipeline, api, connect={"params": {param: literal, "v": "2"}}, path="/no/such/thing")
+    assert "404" in str(error)
+    assert literal not in str(error)
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as con:
+        stored = repr(con.execute("SELECT * FROM etl_runs").fetchall())
+        stored += repr(con.execute("SELECT * FROM etl_step_runs").fetchall())
+    assert "404" in stored
+    assert literal not in stored
 
 
 def test_unset_secret_variable_is_named(
