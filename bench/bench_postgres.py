@@ -1,14 +1,16 @@
 """PostgreSQL -> DuckDB -> merge into PostgreSQL: etl_nb beside pandas and plain COPY.
 
-One run, three variants, each in a fresh process (so peak memory is its own):
+One run, three variants, each in a fresh process (so peak memory is its own); floor and
+etl_nb run ``--repeat`` times, interleaved, and the table shows medians with the range:
 - ``floor``: psycopg ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` into memory,
   then ``COPY target FROM STDIN (FORMAT binary)``: bytes out and in, nothing parsed;
 - ``etl_nb``: ``Pipeline.run()`` with an extract, a DuckDB transform and a merge load
-  (into a new table, and again into the now full table, every row updated);
+  into a new table, then again into the now full table twice: with the same rows
+  (nothing to update) and with every row's ``score`` changed (every row updated);
 - ``pandas``: ``read_sql`` + ``to_sql(method="multi")`` (on ``--pandas-rows`` rows and
   scaled linearly when that is less than ``--rows``, as the table says).
 
-    python bench/bench_postgres.py [--rows 1000000] [--pandas-rows 200000]
+    python bench/bench_postgres.py [--rows 1000000] [--pandas-rows 200000] [--repeat 5]
         [--url postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -70,6 +73,7 @@ def variant_etl_nb(url: str, rows: int) -> dict[str, float]:
     import tempfile
 
     from etl_nb import Pipeline
+    from etl_nb.connectors import postgres  # noqa: F401  imported before the clock, as psycopg is for the floor
 
     folder = tempfile.mkdtemp()
     with _engine(url).connect() as conn:
@@ -85,10 +89,21 @@ def variant_etl_nb(url: str, rows: int) -> dict[str, float]:
     p.reset()
     started = time.perf_counter()
     p.run().raise_for_status()
-    again = time.perf_counter() - started
+    same = time.perf_counter() - started
+    # The same pipeline with every row's score changed: the merge updates every row.
+    p.reset()
+    p.extract(
+        "src_rows",
+        source="pg",
+        query="SELECT id, customer_id, amount, score + 1 AS score, label, flag, day, at, at_tz, uid, doc "
+        f"FROM src LIMIT {rows}",
+    )
+    started = time.perf_counter()
+    p.run().raise_for_status()
+    changed = time.perf_counter() - started
     steps = {k: round(v.seconds, 2) for k, v in first.steps.items()}
     print(f"  etl_nb steps (first run): {steps}", file=sys.stderr)
-    return {"seconds": fresh, "again": again, "peak_mb": _peak_mb()}
+    return {"seconds": fresh, "same": same, "changed": changed, "peak_mb": _peak_mb()}
 
 
 def variant_pandas(url: str, rows: int) -> dict[str, float]:
@@ -111,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--pandas-rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of floor and etl_nb (medians)")
+    parser.add_argument("--skip-pandas", action="store_true", help="leave pandas out (it takes minutes)")
     parser.add_argument(
         "--url", default=os.environ.get("ETL_NB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -134,8 +151,9 @@ def main() -> None:
             conn.execute(sa.text("CREATE TABLE src AS " + COLUMNS.format(rows=args.rows)))
             conn.execute(sa.text("ALTER TABLE src ADD PRIMARY KEY (id)"))
             conn.execute(sa.text("VACUUM ANALYZE src"))
-        results = {}
-        for variant in ("floor", "etl_nb", "pandas"):
+        runs: dict[str, list[dict[str, float]]] = {}
+        order = ["floor", "etl_nb"] * max(1, args.repeat) + ([] if args.skip_pandas else ["pandas"])
+        for variant in order:
             print(f"running {variant} ...", file=sys.stderr)
             out = subprocess.run(
                 [
@@ -155,39 +173,74 @@ def main() -> None:
                 text=True,
             )
             sys.stderr.write(out.stderr)
-            results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+            runs.setdefault(variant, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
+    def median(variant: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[variant])
+
+    def spread(variant: str, key: str) -> str:
+        values = [r[key] for r in runs[variant]]
+        return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else ""
+
     scale = args.rows / args.pandas_rows
-    pandas_seconds = results["pandas"]["seconds"] * scale
-    floor = results["floor"]["seconds"]
-    etl = results["etl_nb"]["seconds"]
+    pandas_seconds = runs["pandas"][0]["seconds"] * scale if "pandas" in runs else float("nan")
+    floor = median("floor", "seconds")
+    etl = median("etl_nb", "seconds")
     print(
         f"\n{args.rows:,} rows, 11 columns (int, bigint, numeric, float, text, bool, date, timestamp, "
         "timestamptz, uuid, jsonb)\n"
     )
-    print(f"{'variant':<44} {'seconds':>9} {'x floor':>8} {'peak MB':>8}")
+    print(
+        f"{'variant (median of ' + str(len(runs['floor'])) + ')':<44} {'seconds':>9} {'range':>11} "
+        f"{'x floor':>8} {'peak MB':>8}"
+    )
     rows_out = [
-        ("psycopg binary COPY out + in (floor)", floor, results["floor"]["peak_mb"]),
-        ("etl_nb Pipeline.run(), merge into new table", etl, results["etl_nb"]["peak_mb"]),
-        ("etl_nb again, merge updating every row", results["etl_nb"]["again"], results["etl_nb"]["peak_mb"]),
         (
-            f"pandas read_sql + to_sql{' (scaled)' if scale != 1 else ''}",
-            pandas_seconds,
-            results["pandas"]["peak_mb"],
+            "psycopg binary COPY out + in (floor)",
+            floor,
+            spread("floor", "seconds"),
+            median("floor", "peak_mb"),
+        ),
+        (
+            "etl_nb Pipeline.run(), merge into new table",
+            etl,
+            spread("etl_nb", "seconds"),
+            median("etl_nb", "peak_mb"),
+        ),
+        (
+            "etl_nb again, same rows (nothing updated)",
+            median("etl_nb", "same"),
+            spread("etl_nb", "same"),
+            median("etl_nb", "peak_mb"),
+        ),
+        (
+            "etl_nb again, every row changed and updated",
+            median("etl_nb", "changed"),
+            spread("etl_nb", "changed"),
+            median("etl_nb", "peak_mb"),
         ),
     ]
-    for label, seconds, peak in rows_out:
-        print(f"{label:<44} {seconds:9.2f} {seconds / floor:8.2f} {peak:8.0f}")
+    if "pandas" in runs:
+        rows_out.append(
+            (
+                f"pandas read_sql + to_sql{' (scaled)' if scale != 1 else ''}",
+                pandas_seconds,
+                "",
+                runs["pandas"][0]["peak_mb"],
+            )
+        )
+    for label, seconds, between, peak in rows_out:
+        print(f"{label:<44} {seconds:9.2f} {between:>11} {seconds / floor:8.2f} {peak:8.0f}")
     print(
         f"\netl_nb / floor = {etl / floor:.2f} (goal <= 1.5); "
         f"pandas / etl_nb = {pandas_seconds / etl:.1f} (goal >= 5)"
     )
-    if scale != 1:
+    if scale != 1 and "pandas" in runs:
         print(
-            f"pandas ran on {args.pandas_rows:,} rows ({results['pandas']['seconds']:.2f} s), "
+            f"pandas ran on {args.pandas_rows:,} rows ({runs['pandas'][0]['seconds']:.2f} s), "
             f"scaled x{scale:g}; "
             "its peak memory is for those rows."
         )

@@ -8,6 +8,10 @@ through a Python object. It was chosen over psycopg's COPY by measurement
 (docs/connectors-databases.md): psycopg moves the bytes as fast but leaves
 them to be parsed in Python, ADBC parses them in C.
 
+A load reads the step's rows once (``scans_rows_once``): the merge key is
+checked on the staged rows, in PostgreSQL, so the engine may stream an
+extract straight from its source into the load without storing it in DuckDB.
+
 Everything else (staging, swap, merge, schema evolution, errors) is the SQL
 connector's, run through SQLAlchemy on psycopg 3.
 """
@@ -21,6 +25,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from etl_nb.connectors.base import WriteRequest
@@ -34,12 +39,16 @@ except ImportError:  # pragma: no cover - declared with the postgres extra
 
 _NUMERIC = "numeric"
 _DEFAULT_CONNECT_TIMEOUT = 10
+# Batches of about 4 MB rather than the driver's 16 MB: as fast (measured), and a stream
+# straight into a load holds fewer bytes at once.
+_READ_BATCH_BYTES = str(4 * 1024 * 1024)
 
 
 class PostgresConnector(SqlConnector):
     """A PostgreSQL database (``postgresql://``), with Arrow-native extracts and loads."""
 
     kind = "postgres"
+    scans_rows_once = True  # keys are checked on the staged rows, so extracts may stream in
 
     def _engine_url(self, url: URL) -> URL:
         url = super()._engine_url(url)
@@ -78,6 +87,7 @@ class PostgresConnector(SqlConnector):
         conn = self._adbc(step, "the extract")
         try:
             cursor = conn.cursor()
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": _READ_BATCH_BYTES})
             cursor.execute(sql, params)
             reader = cursor.fetch_record_batch()
             schema, fixes = _arrow_schema(reader.schema)
@@ -173,7 +183,10 @@ class PostgresConnector(SqlConnector):
         finally:
             con.execute("RESET arrow_lossless_conversion")
         if rows is None or rows < 0:  # pragma: no cover - the driver always counts
-            return int(con.execute(f"SELECT count(*) FROM {request.table_sql}").fetchall()[0][0])
+            # Count what was staged: the step's rows may have been a stream, read once.
+            with self.engine.connect() as counting:
+                staged = sa.text(f"SELECT count(*) FROM {self.qualified(schema, staging)}")
+                return int(counting.execute(staged).scalar() or 0)
         return int(rows)
 
 

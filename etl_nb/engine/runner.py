@@ -209,6 +209,18 @@ class Session:
         """Store Arrow data as table ``name``, streaming batch by batch."""
         self.put(name, self.con.from_arrow(data), table=True)
 
+    def stream(self, name: str, reader: pa.RecordBatchReader) -> None:
+        """Let the one statement that reads step ``name`` scan ``reader`` itself, storing nothing.
+
+        The step is fused over the registered stream, so its reader pulls the
+        batches straight from the source: no copy into a DuckDB table and back.
+        The rows can be scanned once; a second scan is an error that says why,
+        never an empty table.
+        """
+        registered = f"_etl_nb_stream_{name}"
+        self.con.register(registered, _OneScan(name, reader))
+        self.fuse(name, f"SELECT * FROM {quote(registered)}")
+
     def fuse(self, name: str, select: str, reads: Iterable[str] = ()) -> None:
         """Keep ``name`` as SQL text only; readers inline it (see ``inline``)."""
         self.drop(name)
@@ -515,7 +527,12 @@ class Runner:
         def extract() -> None:
             select = connector.scan(request, self.session.con)
             if select is None:
-                self._put_stream(step.name, connector.read(request))
+                if not as_table and self._read_once_downstream(step.name):
+                    # Transient errors while the rows flow surface in the reading step and
+                    # are not retried there: a stream cannot be replayed (see _OneScan).
+                    self.session.stream(step.name, connector.read(request))
+                else:
+                    self._put_stream(step.name, connector.read(request))
                 return
             if since is not None and step.incremental:
                 self.session.bind({f"etl_since_{step.name}": since})
@@ -537,6 +554,22 @@ class Runner:
         if step.incremental:
             self._advance_watermark(step, since, outcome)
         return self.session.count(step.name) if self.session.objects[step.name] == "table" else None
+
+    def _read_once_downstream(self, name: str) -> bool:
+        """Whether one statement reads ``name``'s rows: a SQL transform stored as a table, or a
+        load into a sink that scans its rows once, possibly through fused SQL transforms."""
+        node = name
+        while len(readers := self.dag.downstream(node)) == 1:
+            reader = self.dag.nodes[readers[0]]
+            if isinstance(reader, LoadStep):
+                kind = connector_class(self.spec.connections[reader.to].type)
+                return bool(getattr(kind, "scans_rows_once", False))
+            if not isinstance(reader, TransformStep) or reader.sql is None:
+                return False
+            if self._needs_table(reader.name, "auto"):
+                return True  # CREATE TABLE ... AS reads it once (a CTE used twice is materialised)
+            node = reader.name
+        return False
 
     def _put_stream(self, name: str, reader: pa.RecordBatchReader) -> None:
         """Store a connector's batches as table ``name``.
@@ -650,6 +683,42 @@ class Runner:
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log
+
+
+class _OneScan:
+    """A stream registered with DuckDB that hands its batches over once.
+
+    DuckDB asks for the Arrow stream only when a query runs, not when it is
+    bound. A second scan (a retry of the reading step after its first try
+    consumed the rows, or a look at the step after the run) raises an error that
+    names the step and the way out, instead of seeing no rows.
+    """
+
+    def __init__(self, name: str, reader: pa.RecordBatchReader) -> None:
+        self.name = name
+        self.schema = reader.schema
+        self._reader: pa.RecordBatchReader | None = reader
+        self._failure: BaseException | None = None
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        reader, self._reader = self._reader, None
+        if reader is None:
+            cause = f" Its stream failed: {self._failure}" if self._failure is not None else ""
+            raise PipelineError(
+                f"Extract '{self.name}' streamed its rows straight into the step that reads it, "
+                f"and they cannot be read twice.{cause} Run the pipeline again (or run the "
+                f"extract with materialize='all' to keep its rows).",
+                step=self.name,
+            )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except BaseException as exc:
+                self._failure = exc
+                raise
+
+        return pa.RecordBatchReader.from_batches(self.schema, batches()).__arrow_c_stream__(requested_schema)
 
 
 def sql_body(sql: str) -> str:

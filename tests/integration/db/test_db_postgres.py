@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
 from etl_nb import Pipeline
-from etl_nb.connectors import ConnectorContext, ReadRequest
+from etl_nb.connectors import (
+    Connector,
+    ConnectorContext,
+    PendingWrite,
+    ReadRequest,
+    WriteRequest,
+    register,
+)
 from etl_nb.connectors.postgres import PostgresConnector
+from etl_nb.engine.runner import RetryPolicy
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec, ExtractStep
 
@@ -426,3 +436,121 @@ def test_a_dropped_connection_is_a_transient_error(pg, pg_url, tmp_path: Path):
     assert caught.value.transient
     assert "was lost" in caught.value.message
     assert "\n" not in caught.value.message
+
+
+# --- the streamed path: an extract read by one load goes straight into it ----------------------
+
+
+def test_an_extract_read_only_by_a_load_streams_into_it_and_cannot_be_read_twice(
+    pg, pg_url, schema, make_pipeline
+):
+    _merge_setup(pg, schema)
+    p = make_pipeline("streamed")
+    p.connect("pg", pg_url)
+    p.extract("src", source="pg", query=f"SELECT * FROM {schema}.src")
+    p.transform("shaped", sql="SELECT id, amount * 2 AS amount, note FROM src")
+    p.load("shaped", to="pg", table=f"{schema}.doubled", mode="merge", key="id")
+    result = p.run()
+    assert result.status == "success", result.error
+    assert result.steps["src"].rows is None  # streamed, not stored
+    assert result.steps[f"load:shaped:pg:{schema}.doubled"].rows == 50
+    assert run_sql(pg, f"SELECT sum(amount) FROM {schema}.doubled")[0][0] == 2 * sum(range(1, 51))
+    with pytest.raises(duckdb.Error, match="streamed its rows straight into the step that reads it"):
+        p.table("src")
+    # Materialised on request (as a notebook cell does), the same extract is a table.
+    kept = p.run(materialize="all")
+    assert kept.status == "success", kept.error
+    assert kept.steps["src"].rows == 50
+    assert p.table("src").height == 50
+
+
+def test_a_stream_failing_midway_fails_the_load_and_leaves_no_table(pg, pg_url, schema, make_pipeline):
+    batch = pa.record_batch({"id": pa.array([1, 2], pa.int64()), "note": pa.array(["a", "b"])})
+
+    @register("etl_nb_test_flaky")
+    class Flaky(Connector):
+        reads = 0
+
+        def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+            Flaky.reads += 1
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                yield batch
+                raise ConnectorError("The source went away after one batch.", transient=True)
+
+            return pa.RecordBatchReader.from_batches(batch.schema, batches())
+
+        def write(self, request: WriteRequest) -> PendingWrite:
+            raise NotImplementedError
+
+    p = make_pipeline("flaky")
+    p.retry = RetryPolicy(attempts=2, initial=0.01, jitter=0)
+    p.connect("flaky", "unused://", type="etl_nb_test_flaky")
+    p.connect("pg", pg_url)
+    p.extract("rows", source="flaky", query="anything")
+    p.load("rows", to="pg", table=f"{schema}.made_by_merge", mode="merge", key="id")
+    result = p.run()
+    assert result.status == "failed"
+    # The load fails with the source's words; it is never retried into an empty table (a second
+    # scan of the stream is an error that names the first failure).
+    assert "went away after one batch" in (result.error or "")
+    assert Flaky.reads == 1
+    assert run_sql(pg, f"SELECT to_regclass('{schema}.made_by_merge') IS NULL")[0][0]
+    assert leftovers(pg, schema) == []
+
+
+def test_a_merge_creating_its_table_leaves_no_table_when_the_run_fails_later(
+    pg, pg_url, schema, make_pipeline
+):
+    _merge_setup(pg, schema)
+    p = make_pipeline("create_abort")
+    p.connect("pg", pg_url)
+    p.extract("src", source="pg", query=f"SELECT * FROM {schema}.src")
+    p.load("src", to="pg", table=f"{schema}_new.created", mode="merge", key="id")
+    p.extract("other", source="pg", query="SELECT 1 AS n")
+    p.check("other", [{"expression": "n > 1"}])
+    result = p.run()
+    assert result.status == "failed"
+    assert result.steps["load:src:pg:" + f"{schema}_new.created"].status == "skipped"
+    assert run_sql(pg, f"SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}_new'")[0][0] == 0
+    assert leftovers(pg, schema) == []
+
+
+def test_a_streamed_merge_with_a_null_key_is_a_clear_error_and_leaves_nothing(
+    pg, pg_url, schema, make_pipeline
+):
+    _merge_setup(pg, schema)
+    before = checksum(pg, f"{schema}.target")
+    for table in (f"{schema}.target", f"{schema}.fresh"):
+        p = make_pipeline("null_key")
+        p.connect("pg", pg_url)
+        query = f"SELECT * FROM {schema}.src UNION ALL SELECT NULL, 1::numeric(10, 2), 'x'"
+        p.extract("src", source="pg", query=query)
+        p.load("src", to="pg", table=table, mode="merge", key="id")
+        result = p.run()
+        assert result.status == "failed"
+        assert "1 row(s) have a NULL in the key (id)" in (result.error or "")
+    assert checksum(pg, f"{schema}.target") == before
+    assert run_sql(pg, f"SELECT to_regclass('{schema}.fresh') IS NULL")[0][0]
+    assert leftovers(pg, schema) == []
+
+
+def test_merge_into_a_table_without_a_unique_key_updates_only_changed_rows(pg, pg_url, schema, make_pipeline):
+    _merge_setup(pg, schema)
+    run_sql(
+        pg,
+        f"CREATE TABLE {schema}.loose (id int, amount numeric(10,2), note text)",
+        f"INSERT INTO {schema}.loose SELECT g, g, 'n' || g FROM generate_series(1, 40) g",
+        f"UPDATE {schema}.loose SET note = 'stale' WHERE id = 3",
+    )
+    before = dict(run_sql(pg, f"SELECT id, xmin::text FROM {schema}.loose"))
+    p = make_pipeline("loose")
+    p.connect("pg", pg_url)
+    p.extract("src", source="pg", query=f"SELECT * FROM {schema}.src")
+    p.load("src", to="pg", table=f"{schema}.loose", mode="merge", key="id")
+    result = p.run()
+    assert result.status == "success", result.error
+    assert checksum(pg, f"{schema}.loose") == checksum(pg, f"{schema}.src")
+    after = dict(run_sql(pg, f"SELECT id, xmin::text FROM {schema}.loose"))
+    assert {k for k in after if before.get(k) != after[k]} == {3, *range(41, 51)}
+    assert leftovers(pg, schema) == []
