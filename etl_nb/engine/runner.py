@@ -149,6 +149,7 @@ class Session:
         # Steps kept as SQL text and inlined (as CTEs) into whatever reads them,
         # so DuckDB plans a batch run as one query and binds each source once.
         self._fused: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._streams: dict[str, _OneScan] = {}  # extracts read straight from their source, once
         self._connectors: dict[str, tuple[ConnectionSpec, Connector]] = {}
 
     def connector(self, spec: ConnectionSpec, context: ConnectorContext) -> Connector:
@@ -218,8 +219,10 @@ class Session:
         never an empty table.
         """
         registered = f"_etl_nb_stream_{name}"
-        self.con.register(registered, _OneScan(name, reader))
+        scan = _OneScan(name, reader)
+        self.con.register(registered, scan)
         self.fuse(name, f"SELECT * FROM {quote(registered)}")
+        self._streams[name] = scan
 
     def fuse(self, name: str, select: str, reads: Iterable[str] = ()) -> None:
         """Keep ``name`` as SQL text only; readers inline it (see ``inline``)."""
@@ -257,6 +260,10 @@ class Session:
 
     def source(self, name: str) -> str:
         """What to read step ``name`` FROM: its table or view, or its fused SQL as a subquery."""
+        for upstream in [name, *self._fused_closure([name])]:
+            scan = self._streams.get(upstream)
+            if scan is not None and scan.consumed:
+                scan.refuse()
         if name in self._fused:
             select, reads = self._fused[name]
             return f"({self.inline(select, reads)}) AS {quote(name)}"
@@ -289,6 +296,9 @@ class Session:
     def drop(self, name: str) -> None:
         """Remove ``name`` whether it is a table, a view or fused SQL."""
         kind = self.objects.pop(name, None)
+        scan = self._streams.pop(name, None)
+        if scan is not None:
+            scan.release()
         if kind == "fused":
             del self._fused[name]
         elif kind is not None:
@@ -311,8 +321,15 @@ class Session:
         for name, value in params.items():
             self.con.execute(f"SET VARIABLE {quote(name)} = $1", [value])
 
+    def release_streams(self) -> None:
+        """Close every stream nobody read: an open one holds its source's cursor (and its locks)."""
+        for scan in self._streams.values():
+            scan.release()
+
     def close(self) -> None:
         """Close every connector and the DuckDB connection."""
+        self.release_streams()
+        self._streams.clear()
         for _, connector in self._connectors.values():
             connector.close()
         self._connectors.clear()
@@ -393,6 +410,8 @@ class Runner:
         finally:
             for write in pending:
                 write.abort()
+            # A stream is good for this run only: close any that no step read.
+            self.session.release_streams()
         if outcome.error is not None:
             outcome.watermarks.clear()
             for result, write in staged:
@@ -700,16 +719,32 @@ class _OneScan:
         self._reader: pa.RecordBatchReader | None = reader
         self._failure: BaseException | None = None
 
+    @property
+    def consumed(self) -> bool:
+        """Whether the rows were handed over already."""
+        return self._reader is None
+
+    def release(self) -> None:
+        """Close the source's stream if nobody read it."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def refuse(self) -> None:
+        """Raise the error that says the rows are gone and how to keep them."""
+        cause = f" Its stream failed: {self._failure}" if self._failure is not None else ""
+        raise PipelineError(
+            f"Extract '{self.name}' streamed its rows straight into the step that reads it, "
+            f"and they cannot be read twice.{cause} Run the pipeline again with "
+            f"materialize='all' to keep its rows for a look.",
+            step=self.name,
+        )
+
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         reader, self._reader = self._reader, None
         if reader is None:
-            cause = f" Its stream failed: {self._failure}" if self._failure is not None else ""
-            raise PipelineError(
-                f"Extract '{self.name}' streamed its rows straight into the step that reads it, "
-                f"and they cannot be read twice.{cause} Run the pipeline again (or run the "
-                f"extract with materialize='all' to keep its rows).",
-                step=self.name,
-            )
+            self.refuse()
+        assert reader is not None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:

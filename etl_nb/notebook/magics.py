@@ -333,8 +333,14 @@ class NotebookSession:
         params = self.params_for(list(dag.nodes.values()), strict=only is None and from_step is None)
         progress = RunProgress(self.pipeline.name, len(dag.nodes), widgets=hasattr(self.shell, "kernel"))
         try:
+            # Interactively every step keeps its rows for %etl show; a recorded run fuses and streams.
             result = self.pipeline.run(
-                params, only=only, from_step=from_step, listener=progress, notebook=_notebook_path(self.shell)
+                params,
+                only=only,
+                from_step=from_step,
+                listener=progress,
+                notebook=_notebook_path(self.shell),
+                materialize="auto" if _recorded_run() else "all",
             )
         except BaseException:
             progress.finish({"text/plain": progress.text()})

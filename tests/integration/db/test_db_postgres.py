@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ from etl_nb.connectors import (
 )
 from etl_nb.connectors.postgres import PostgresConnector
 from etl_nb.engine.runner import RetryPolicy
-from etl_nb.errors import ConnectorError
+from etl_nb.errors import ConnectorError, PipelineError
 from etl_nb.spec import ConnectionSpec, ExtractStep
 
 pytestmark = pytest.mark.postgres
@@ -455,8 +454,10 @@ def test_an_extract_read_only_by_a_load_streams_into_it_and_cannot_be_read_twice
     assert result.steps["src"].rows is None  # streamed, not stored
     assert result.steps[f"load:shaped:pg:{schema}.doubled"].rows == 50
     assert run_sql(pg, f"SELECT sum(amount) FROM {schema}.doubled")[0][0] == 2 * sum(range(1, 51))
-    with pytest.raises(duckdb.Error, match="streamed its rows straight into the step that reads it"):
+    with pytest.raises(PipelineError, match="streamed its rows straight into the step that reads it"):
         p.table("src")
+    with pytest.raises(PipelineError, match="Extract 'src' streamed its rows"):
+        p.table("shaped")  # fused over the stream: the same clear error
     # Materialised on request (as a notebook cell does), the same extract is a table.
     kept = p.run(materialize="all")
     assert kept.status == "success", kept.error
