@@ -25,7 +25,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import duckdb
@@ -49,6 +49,8 @@ CONNECTION_OPTIONS = ("schema", "connect_args")
 STAGING_PREFIX = "_etl_nb_stage_"
 SINCE_PARAM = "etl_nb_since"
 BATCH_ROWS = 65_536
+# How many batches an extract reads ahead to type a column that is NULL in its first rows.
+TYPE_LOOKAHEAD_BATCHES = 16
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 
 # Type families decide whether a step's column can go into an existing target column.
@@ -237,6 +239,9 @@ def plan_column(name: str, dtype: DuckDBPyType, dialect: str, *, key: bool = Fal
     def plan(wire: str, stage: sa.types.TypeEngine[Any], family: str) -> ColumnPlan:
         return ColumnPlan(name, text, wire, stage, family)
 
+    if tid in ("null", "sqlnull"):
+        # No value says what it is (a column NULL in every row, or no rows): see _typed_nulls.
+        return plan(f"CAST({col} AS VARCHAR)", _text(dialect, key), "null")
     if text == "JSON" or tid in ("struct", "map", "union"):
         wire = col if text == "JSON" else f"to_json({col})"
         if pg:
@@ -574,16 +579,25 @@ class SqlConnector(Connector):
             keys = list(result.keys())
             description = list(result.cursor.description or []) if result.cursor is not None else []
             partitions = result.partitions(BATCH_ROWS)
-            first = rows_to_batch(keys, next(partitions, []), None, description)
+            ahead = [rows_to_batch(keys, next(partitions, []), None, description)]
+            # Types come from the values: a column NULL in every row so far has none yet,
+            # so read a little further before the schema is fixed.
+            while _untyped(ahead) and len(ahead) < TYPE_LOOKAHEAD_BATCHES:
+                rows = next(partitions, None)
+                if rows is None:
+                    break
+                ahead.append(rows_to_batch(keys, rows, None, description))
+            schema = _settled_schema(ahead, more=len(ahead) == TYPE_LOOKAHEAD_BATCHES)
         except Exception as exc:
             conn.close()
             raise self._error(exc, doing="the extract", step=step) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield first
+                for batch in ahead:
+                    yield batch.cast(schema)
                 for rows in partitions:
-                    yield rows_to_batch(keys, rows, first.schema, description)
+                    yield rows_to_batch(keys, rows, schema, description)
             except ConnectorError:
                 raise
             except Exception as exc:
@@ -591,7 +605,7 @@ class SqlConnector(Connector):
             finally:
                 conn.close()
 
-        return pa.RecordBatchReader.from_batches(first.schema, batches())
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _stream_duckdb(
         self, conn: Connection, step: str, sql: str, params: Mapping[str, Any]
@@ -670,6 +684,7 @@ class SqlConnector(Connector):
                 )
             except Exception as exc:
                 raise self._error(exc, doing="the load", step=load.step, table=load.table) from None
+        plans = _typed_nulls(plans, target_columns if load.mode != "replace" else {}, self.dialect)
         if exists and load.mode != "replace":
             _check_types(load, plans, target_columns)
         staging = f"{STAGING_PREFIX}{request.run_id[-8:]}_{uuid.uuid4().hex[:8]}".lower()
@@ -1065,6 +1080,60 @@ def _check_types(
             "transform to the table's type, or use --mode replace to recreate the table.",
             step=load.step,
         )
+
+
+def _untyped(batches: list[pa.RecordBatch]) -> bool:
+    return any(
+        all(pa.types.is_null(b.schema.field(i).type) for b in batches) for i in range(batches[0].num_columns)
+    )
+
+
+def _settled_schema(batches: list[pa.RecordBatch], *, more: bool) -> pa.Schema:
+    """Each column's first real type among ``batches``.
+
+    A column still NULL everywhere stays NULL when the rows ended (a load gives
+    it the target's type); when more rows may follow, it becomes text, which
+    any later value converts to.
+    """
+    fields = []
+    for i, field_ in enumerate(batches[0].schema):
+        typed = next(
+            (b.schema.field(i).type for b in batches if not pa.types.is_null(b.schema.field(i).type)), None
+        )
+        fields.append(field_.with_type(typed if typed is not None else (pa.string() if more else pa.null())))
+    return pa.schema(fields)
+
+
+# The DuckDB type a column of NULLs takes to fit a target column of each family.
+_NULLS_AS = {
+    "integer": "BIGINT",
+    "decimal": "DECIMAL(38, 10)",
+    "float": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "uuid": "UUID",
+    "json": "JSON",
+    "binary": "BLOB",
+}
+
+
+def _typed_nulls(
+    plans: list[ColumnPlan], target_columns: Mapping[str, sa.types.TypeEngine[Any]], dialect: str
+) -> list[ColumnPlan]:
+    """Columns of NULLs take the type of the target column they go to (else text)."""
+    typed = []
+    for plan in plans:
+        if plan.family != "null":
+            typed.append(plan)
+            continue
+        target = target_columns.get(plan.name)
+        duck = _NULLS_AS.get(family_of(target) or "", "VARCHAR") if target is not None else "VARCHAR"
+        again = plan_column(plan.name, duckdb.type(duck), dialect)
+        typed.append(replace(again, wire=f"CAST({quote_duck(plan.name)} AS {duck})"))
+    return typed
 
 
 def rows_to_batch(

@@ -172,3 +172,44 @@ def test_duckdb_file_extract_and_load(tmp_path: Path, make_pipeline):
     con = duckdb.connect(str(path))
     assert con.execute("SELECT count(*), max(name) FROM copy").fetchall() == [(10, "e9")]
     con.close()
+
+
+def _sqlite_orders(path: Path, rows: list[tuple[Any, ...]]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER, note TEXT, amount REAL)")
+        db.executemany("INSERT INTO orders VALUES (?, ?, ?)", rows)
+
+
+def test_a_column_null_in_the_first_batch_keeps_its_later_values(tmp_path: Path, make_pipeline):
+    rows = [(i, None if i < 70_000 else f"n{i}", None if i < 100 else i / 2) for i in range(80_000)]
+    _sqlite_orders(tmp_path / "shop.db", rows)
+    p = make_pipeline("late_values")
+    p.connect("shop", f"sqlite:///{tmp_path / 'shop.db'}")
+    p.extract("orders", source="shop", query="SELECT * FROM orders")
+    p.run().raise_for_status()
+    frame = p.table("orders")
+    assert frame["note"].null_count() == 70_000
+    assert frame.filter(frame["id"] == 75_000)["note"].to_list() == ["n75000"]
+    assert frame["amount"].dtype.is_float()
+
+
+def test_an_incremental_run_with_no_new_rows_succeeds_and_loads_nothing(tmp_path: Path, make_pipeline):
+    _sqlite_orders(tmp_path / "shop.db", [(1, "a", 1.5), (2, None, 2.5)])
+    p = make_pipeline("no_new_rows")
+    p.connect("shop", f"sqlite:///{tmp_path / 'shop.db'}")
+    p.extract("orders", source="shop", query="SELECT * FROM orders", incremental="id")
+    p.load("orders", to="shop", table="copied", mode="merge", key="id")
+    p.run().raise_for_status()
+
+    again = p.run()  # the window is empty: no rows, so no types from values
+
+    assert again.status == "success", again.error
+    assert again.steps["load:orders:shop:copied"].rows == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    assert run_sql(engine, "SELECT id, note, amount FROM copied ORDER BY id") == [
+        (1, "a", 1.5),
+        (2, None, 2.5),
+    ]
+    engine.dispose()
