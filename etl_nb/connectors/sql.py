@@ -153,6 +153,8 @@ def classify(exc: BaseException) -> DbProblem:
         or ("table with name" in low and "does not exist" in low)
     ):
         return DbProblem("no_table", text)
+    if sqlstate == "2BP01" or code == 3730:  # a view or foreign key depends on the table
+        return DbProblem("dependents", text)
     if (sqlstate or "")[:2] in ("42", "22", "23", "0A", "2B", "XX") or code in range(1000, 2000):
         return DbProblem("sql", text)
     if isinstance(orig, sa.exc.DBAPIError | duckdb.Error) or "sql" in type(orig).__name__.lower():
@@ -508,6 +510,9 @@ class SqlConnector(Connector):
             "Create it, or fix the database name in the URL.",
             "no_table": f"{subject} on connection {conn} failed: {problem.detail}. "
             f"Check the table name{f' {table!r}' if table else ''} and its schema.",
+            "dependents": f"{subject} on connection {conn} failed: {problem.detail}. --mode replace "
+            "drops and recreates the table, which its dependent views and foreign keys forbid: use "
+            "--mode merge or append, or drop the dependents first.",
             "sql": f"SQL error in {doing}{f' (step {step!r})' if step else ''} on connection {conn}: "
             f"{problem.detail}. Check the SQL; it runs on the source in its own dialect.",
             "transient": f"The connection {conn} was lost during {doing}"

@@ -286,6 +286,22 @@ def test_replace_swaps_in_the_new_table_and_append_adds_rows(pg, pg_url, schema,
     assert leftovers(pg, schema) == []
 
 
+def test_replace_under_a_dependent_view_says_why_and_changes_nothing(pg, pg_url, schema, make_pipeline):
+    _merge_setup(pg, schema)
+    run_sql(pg, f"CREATE VIEW {schema}.target_view AS SELECT * FROM {schema}.target")
+    before = checksum(pg, f"{schema}.target")
+    p = make_pipeline("replace_view")
+    p.connect("pg", pg_url)
+    p.extract("src", source="pg", query=f"SELECT * FROM {schema}.src")
+    p.load("src", to="pg", table=f"{schema}.target", mode="replace")
+    result = p.run()
+    assert result.status == "failed"
+    assert "depend" in (result.error or "")
+    assert "use --mode merge or append, or drop the dependents first" in (result.error or "")
+    assert "Check the SQL" not in (result.error or "")
+    assert checksum(pg, f"{schema}.target") == before
+
+
 def test_a_column_added_upstream_is_added_to_the_target(pg, pg_url, schema, make_pipeline):
     _merge_setup(pg, schema)
     p = make_pipeline("evolve")
