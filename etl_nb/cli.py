@@ -104,21 +104,30 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "pipeline", "status", "started", "seconds", "rows", "error", box=None)
+    table = Table(box=None)
+    # The run id is what `etl-nb show` takes: never cut it; the error gives way first.
+    table.add_column("run", no_wrap=True, min_width=24)
+    table.add_column("pipeline", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
+    with_errors = any(r.error for r in records)
+    if with_errors:
+        table.add_column("error", overflow="ellipsis")
     for r in records:
-        table.add_row(
+        cells = [
             r.id,
             r.pipeline,
             _status(r.status),
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.started_at.strftime("%m-%d %H:%M:%S"),
             f"{r.seconds:.2f}" if r.seconds is not None else "",
             "" if r.rows is None else f"{r.rows:,}",
-            (r.error or "").splitlines()[0][:60] if r.error else "",
-        )
-    Console().print(table if records else "No runs recorded yet: run a pipeline with 'etl-nb run NB'.")
+        ]
+        table.add_row(*cells, *([(r.error or "").splitlines()[0][:80]] if with_errors else []))
+    _console().print(table if records else "No runs recorded yet: run a pipeline with 'etl-nb run NB'.")
     return EXIT_OK
 
 
@@ -138,7 +147,6 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _print_run(run_id: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from etl_nb.store import RunStore
@@ -146,7 +154,7 @@ def _print_run(run_id: str) -> None:
     record = RunStore().get_run(run_id)
     if record is None:
         raise EtlError(f"Run '{run_id}' was not recorded.")
-    console = Console()
+    console = _console()
     seconds = f" in {record.seconds:.2f}s" if record.seconds is not None else ""
     console.print(f"run {record.id} of [bold]{record.pipeline}[/]: {_status(record.status)}{seconds}")
     if record.params:
@@ -161,6 +169,13 @@ def _print_run(run_id: str) -> None:
         console.print(f"[red]{record.error}[/]", markup=True, highlight=False)
     if record.output_notebook:
         console.print(f"notebook: {record.output_notebook}")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped into a file or another program, lines need not fit 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _status(status: str) -> str:

@@ -323,9 +323,9 @@ class RunStore:
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v if isinstance(v, bool | int | float | str | type(None)) else str(v) for k, v in params.items()
-    }
+    """Parameters as JSON; text goes through ``redact`` (a URL passed with its password, say)."""
+    plain = {k: v if isinstance(v, bool | int | float | type(None)) else str(v) for k, v in params.items()}
+    return {k: redact(v) if isinstance(v, str) else v for k, v in plain.items()}
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

@@ -90,3 +90,17 @@ def test_runs_on_an_empty_store_says_how_to_start(project: Path, etl_nb: Callabl
 
     assert done.returncode == 0
     assert "No runs recorded yet" in done.stdout
+
+
+def test_a_url_parameter_is_recorded_without_its_password(
+    project: Path, api_notebook: Callable[..., Path], etl_nb: Callable[..., Run]
+) -> None:
+    notebook = api_notebook(project / "url.ipynb", "print(source_url[:10])", parameters='source_url = ""')
+
+    done = etl_nb("run", str(notebook), "-p", "source_url", "postgresql://app:s3cr3t-pw@db/x", cwd=project)
+
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t-pw" not in done.stdout
+    listed = etl_nb("runs", "--json", cwd=project).stdout
+    assert "s3cr3t-pw" not in listed
+    assert json.loads(listed)[0]["params"]["source_url"] == "postgresql://app:***@db/x"
