@@ -89,6 +89,18 @@ class Connector(ABC):
     def __init__(self, spec: ConnectionSpec, context: ConnectorContext) -> None:
         self.spec = spec
         self.context = context
+        self._warnings: dict[str, list[str]] = {}
+
+    def warn(self, step: str, message: str) -> None:
+        """Note something the user should know about a step that is not an error (data left out, say).
+
+        The engine marks the step ``warned`` and keeps the notes in the run store.
+        """
+        self._warnings.setdefault(step, []).append(message)
+
+    def take_warnings(self, step: str) -> list[str]:
+        """The notes about ``step`` since the last call, and forget them."""
+        return self._warnings.pop(step, [])
 
     def open(self) -> None:
         """Resolve secrets and connect; called once before the first read or write."""

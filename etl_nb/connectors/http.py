@@ -277,6 +277,7 @@ class HttpConnector(Connector):
                 page=number,
                 changes="; ".join(notes),
             )
+            self.warn(extract.name, f"page {number} did not fit the first page's columns: {'; '.join(notes)}")
         if since is not None and extract.incremental:
             batch = newer_than(batch, extract.incremental, since, extract.name)
         return batch

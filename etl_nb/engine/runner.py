@@ -484,6 +484,7 @@ class Runner:
         try:
             if isinstance(step, ExtractStep):
                 result.rows = self._extract(step, params, materialize, watermarks, outcome)
+                self._note_warnings(step, result)
             elif isinstance(step, TransformStep):
                 result.rows = self._transform(step, params, materialize)
             elif isinstance(step, CheckStep):
@@ -682,6 +683,14 @@ class Runner:
             verb = self.dag.nodes[culprit].verb
             raise PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit) from None
         return write
+
+    def _note_warnings(self, step: ExtractStep, result: StepOutcome) -> None:
+        connector = self.session.connector(self.spec.connections[step.source], self.context)
+        warnings = connector.take_warnings(step.name)
+        if warnings:
+            result.status = "warned"
+            result.error = "; ".join(warnings)
+            result.detail = {**(result.detail or {}), "warnings": warnings}
 
     def _reads(self, name: str) -> list[str]:
         tables = self.spec.tables()

@@ -251,6 +251,9 @@ class NotebookSession:
         self.seconds[node] = outcome.seconds
         if isinstance(step, ExtractStep | TransformStep):
             display(self.preview(step.name, DEFAULT_PREVIEW_ROWS, rows=outcome.rows, took=outcome.seconds))
+            warnings = (outcome.detail or {}).get("warnings", [])
+            if warnings:
+                display(Message(f"{step.verb} {step.name}: {len(warnings)} warning(s)", warnings, "warned"))
         elif isinstance(step, CheckStep):
             rules = len(step.rules)
             if outcome.status == "warned":

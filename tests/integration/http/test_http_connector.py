@@ -448,6 +448,29 @@ def test_schema_drift_across_pages_does_not_crash(pipeline: Pipeline, api: Api) 
     assert "late" not in rows.columns
 
 
+def test_fields_left_out_by_drift_mark_the_extract_warned_in_the_run_and_the_store(
+    pipeline: Pipeline, api: Api
+) -> None:
+    pipeline.connect("api", api.url)
+    pipeline.extract(
+        "users", source="api", path="/drift", records="data", paginate={"type": "page", "size": 1}
+    )
+
+    result = pipeline.run()
+
+    assert result.status == "success"
+    step = result.steps["users"]
+    assert step.status == "warned"
+    assert step.error is not None
+    assert "late" in step.error
+    stored = pipeline.store.get_run(result.run_id)
+    assert stored is not None
+    (users,) = [s for s in stored.steps if s.step == "users"]
+    assert users.status == "warned"
+    assert users.detail is not None
+    assert any("late" in w for w in users.detail["warnings"])
+
+
 def test_mixed_types_in_one_page_become_text(pipeline: Pipeline, api: Api) -> None:
     rows = run_extract(pipeline, api, path="/mixed")
     assert rows["v"].to_list() == ["1", "one", '{"n": 1}', None]
