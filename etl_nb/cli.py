@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
+
 from etl_nb.errors import EtlError
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
@@ -120,13 +122,14 @@ def _runs(args: argparse.Namespace) -> int:
     for r in records:
         cells = [
             r.id,
-            r.pipeline,
+            escape(r.pipeline),
             _status(r.status),
             r.started_at.strftime("%m-%d %H:%M:%S"),
             f"{r.seconds:.2f}" if r.seconds is not None else "",
             "" if r.rows is None else f"{r.rows:,}",
         ]
-        table.add_row(*cells, *([(r.error or "").splitlines()[0][:80]] if with_errors else []))
+        first_line = escape(((r.error or "").splitlines() or [""])[0][:80])
+        table.add_row(*cells, *([first_line] if with_errors else []))
     _console().print(table if records else "No runs recorded yet: run a pipeline with 'etl-nb run NB'.")
     return EXIT_OK
 
@@ -156,17 +159,17 @@ def _print_run(run_id: str) -> None:
         raise EtlError(f"Run '{run_id}' was not recorded.")
     console = _console()
     seconds = f" in {record.seconds:.2f}s" if record.seconds is not None else ""
-    console.print(f"run {record.id} of [bold]{record.pipeline}[/]: {_status(record.status)}{seconds}")
+    console.print(f"run {record.id} of [bold]{escape(record.pipeline)}[/]: {_status(record.status)}{seconds}")
     if record.params:
         console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
     table = Table("step", "status", "rows", "seconds", box=None)
     for step in record.steps:
         rows = "" if step.rows is None else f"{step.rows:,}"
-        table.add_row(step.step, _status(step.status), rows, f"{step.seconds or 0:.3f}")
+        table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}")
     if record.steps:
         console.print(table)
     if record.error:
-        console.print(f"[red]{record.error}[/]", markup=True, highlight=False)
+        console.print(f"[red]{escape(record.error)}[/]", markup=True, highlight=False)
     if record.output_notebook:
         console.print(f"notebook: {record.output_notebook}")
 
@@ -175,7 +178,8 @@ def _console() -> Any:
     from rich.console import Console
 
     # Piped into a file or another program, lines need not fit 80 columns.
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # Step ids like "load:o:shop:t" are data, not emoji codes.
+    return Console(width=None if sys.stdout.isatty() else 160, emoji=False, highlight=False)
 
 
 def _status(status: str) -> str:

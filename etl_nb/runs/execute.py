@@ -138,6 +138,8 @@ def _execution_error(exc: Any) -> str:
     message = f"{exc.ename}: {exc.evalue}" if exc.evalue else str(exc.ename)
     cell = getattr(exc, "exec_count", None)
     where = f"cell [{cell}]" if cell else "a cell"
+    if "finish_recorded_run" in (getattr(exc, "source", "") or ""):
+        where = "the pipeline run at the end of the notebook (added by etl-nb run)"
     return re.sub(r"\x1b\[[0-9;]*m", "", f"{where} failed: {message}")
 
 

@@ -104,3 +104,21 @@ def test_a_url_parameter_is_recorded_without_its_password(
     listed = etl_nb("runs", "--json", cwd=project).stdout
     assert "s3cr3t-pw" not in listed
     assert json.loads(listed)[0]["params"]["source_url"] == "postgresql://app:***@db/x"
+
+
+def test_runs_lists_failed_and_successful_runs_with_their_ids_and_step_names_verbatim(
+    project: Path, api_notebook: Callable[..., Path], etl_nb: Callable[..., Run]
+) -> None:
+    good = api_notebook(project / "good.ipynb", REVENUE.replace('"lake"', '"o"').replace("lake", "o"))
+    bad = api_notebook(project / "bad.ipynb", REVENUE.replace("orders.csv", "missing.csv"))
+    assert etl_nb("run", str(good), cwd=project).returncode == 0
+    assert etl_nb("run", str(bad), cwd=project).returncode == 1
+
+    listed = etl_nb("runs", cwd=project)
+
+    assert listed.returncode == 0, listed.stderr
+    ids = [r["id"] for r in json.loads(etl_nb("runs", "--json", cwd=project).stdout)]
+    assert all(run_id in listed.stdout for run_id in ids)
+    assert "No files match 'missing.csv'" in listed.stdout
+    shown = etl_nb("show", ids[1], cwd=project).stdout
+    assert "load:paid:o:out/paid.parquet" in shown  # not an emoji
