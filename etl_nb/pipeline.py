@@ -246,6 +246,7 @@ class Pipeline:
         *,
         only: Iterable[str] | None = None,
         from_step: str | None = None,
+        steps: Iterable[str] | None = None,
         materialize: Materialize = "auto",
         listener: RunListener | None = None,
         notebook: str | None = None,
@@ -256,7 +257,8 @@ class Pipeline:
 
         ``params`` fill ``{{ name }}`` (over the pipeline's parameter defaults).
         ``only`` runs the named steps with their checks and loads; ``from_step``
-        runs a step and everything after it. A failed run returns
+        runs a step and everything after it; ``steps`` runs exactly these step
+        ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         """
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
@@ -280,7 +282,7 @@ class Pipeline:
             dag = self.dag()
             if isinstance(only, str):  # run(only="orders,revenue") as on the %etl run line
                 only = [name.strip() for name in only.split(",") if name.strip()]
-            nodes = self._select(dag, only, from_step)
+            nodes = self._select(dag, only, from_step, steps)
             watermarks = {
                 s.name: store.watermark(self.name, s.name)
                 for s in self.spec.steps
@@ -370,11 +372,17 @@ class Pipeline:
     def _context(self) -> ConnectorContext:
         return ConnectorContext(base_dir=self.base_dir, env_file=self.base_dir / ".env")
 
-    def _select(self, dag: Dag, only: Iterable[str] | None, from_step: str | None) -> list[str]:
-        if only is None and from_step is None:
+    def _select(
+        self, dag: Dag, only: Iterable[str] | None, from_step: str | None, steps: Iterable[str] | None = None
+    ) -> list[str]:
+        if only is None and from_step is None and steps is None:
             return list(dag.nodes)
         tables = self.spec.tables()
         chosen: set[str] = set()
+        for node in steps or []:
+            if node not in dag.nodes:
+                raise PipelineError(f"There is no step '{node}' to run.", step=node)
+            chosen.add(node)
         for name in [*(only or []), *([from_step] if from_step else [])]:
             if name not in tables:
                 raise PipelineError(f"There is no step '{name}' to run.", step=name)

@@ -172,7 +172,7 @@ class NotebookSession:
     declared: dict[str, int] = field(default_factory=dict)  # node -> tick of its last declaration
     failed: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
-    unrun: bool = False  # in a recorded run: steps declared since the pipeline last ran
+    recorded: set[str] = field(default_factory=set)  # in a recorded run: the steps that ran
 
     @classmethod
     def create(cls, shell: InteractiveShell) -> NotebookSession:
@@ -198,7 +198,6 @@ class NotebookSession:
                     url = redact(statement.url)
                     display(Message(f"connection {statement.name} ({statement.type}): {url}"))
                 elif _recorded_run() is not None:
-                    self.unrun = True
                     display(Message(f"{_label(statement)}: {_DEFERRED}"))
                 else:
                     self.run_cell_step(statement)
@@ -226,7 +225,8 @@ class NotebookSession:
         steps, connections = list(spec.steps), dict(spec.connections)
         self.pipeline.add(statement)
         try:
-            self.pipeline.dag().order()
+            dag = self.pipeline.dag()
+            dag.order()
         except EtlError:
             spec.steps[:] = steps
             spec.connections.clear()
@@ -235,6 +235,8 @@ class NotebookSession:
         self.tick += 1
         node = statement.name if isinstance(statement, ConnectionSpec) else step_id(statement)
         self.declared[node] = self.tick
+        if node in dag.nodes:  # declared again: it and what reads it run again
+            self.recorded -= dag.descendants([node])
 
     def run_cell_step(self, step: Step) -> None:
         """Run one step against earlier cells' outputs and display what it did."""
@@ -326,30 +328,45 @@ class NotebookSession:
         handler = getattr(self, f"cmd_{command.verb}")
         handler(command)
 
-    def cmd_run(self, command: Command) -> None:
-        """``%etl run [--only A,B] [--from A]``: run the pipeline in DAG order and record it."""
+    def cmd_run(self, command: Command, *, last: bool = False) -> None:
+        """``%etl run [--only A,B] [--from A]``: run the pipeline in DAG order and record it.
+
+        In a recorded run each step runs once: a run takes only the steps that
+        have not run yet (``--only``/``--from`` narrow that, with what they
+        need). ``last`` is the run at the end of the notebook, which nothing
+        reads after, so it may fuse and stream; the others keep every step's rows.
+        """
         from etl_nb.notebook.widgets import RunProgress
 
         only: list[str] | None = command.options.get("only")
         from_step: str | None = command.options.get("from")
         dag = self.pipeline.dag()
-        params = self.params_for(list(dag.nodes.values()), strict=only is None and from_step is None)
-        progress = RunProgress(self.pipeline.name, len(dag.nodes), widgets=hasattr(self.shell, "kernel"))
+        steps: list[str] | None = None
+        if _recorded_run() is not None:
+            steps = self.unrun(dag, only, from_step)
+            only = from_step = None
+            if not steps:
+                display(Message("Nothing to run: every declared step ran in this recorded run."))
+                return
+        chosen = [dag.nodes[n] for n in steps] if steps is not None else list(dag.nodes.values())
+        params = self.params_for(chosen, strict=only is None and from_step is None)
+        progress = RunProgress(self.pipeline.name, len(chosen), widgets=hasattr(self.shell, "kernel"))
         try:
-            # Interactively every step keeps its rows for %etl show; a recorded run fuses and streams.
             result = self.pipeline.run(
                 params,
                 only=only,
                 from_step=from_step,
+                steps=steps,
                 listener=progress,
                 notebook=_notebook_path(self.shell),
-                materialize="auto" if _recorded_run() else "all",
+                materialize="auto" if last else "all",
             )
         except BaseException:
             progress.finish({"text/plain": progress.text()})
             raise
         progress.finish(run_bundle(result))
-        self.unrun = False
+        if steps is not None:
+            self.recorded |= {n for n, s in result.steps.items() if s.status in ("success", "warned")}
         self.tick += 1
         for node, step in result.steps.items():
             if step.status in ("success", "warned"):
@@ -359,6 +376,22 @@ class NotebookSession:
             elif step.status == "failed":
                 self.failed.add(node)
         result.raise_for_status()
+
+    def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:
+        """In a recorded run: the steps still to run (of ``only``/``from_step`` and what they need)."""
+        wanted: set[str] = set()
+        if only is None and from_step is None:
+            wanted = set(dag.nodes)
+        else:
+            for name in [*(only or []), *([from_step] if from_step else [])]:
+                if name not in self.pipeline.spec.tables():
+                    raise PipelineError(f"There is no step '{name}' to run.", step=name)
+            if from_step:
+                wanted |= dag.descendants([from_step])
+            for name in only or []:
+                wanted |= {name, *(n for n in dag.downstream(name) if dag.nodes[n].verb in ("check", "load"))}
+            wanted |= _ancestors(dag, wanted)
+        return [n for n in dag.order() if n in wanted and n not in self.recorded]
 
     def cmd_dag(self, command: Command) -> None:
         """``%etl dag``: the graph as Mermaid, with failed and stale steps marked."""
@@ -412,7 +445,7 @@ class NotebookSession:
                 f"There is no step '{name}' that makes a table.{hint} Steps: {known}.",
                 step=name,
             )
-        if self.unrun:
+        if _recorded_run() is not None and self.unrun(self.pipeline.dag()):
             self.cmd_run(Command(verb="run"))
         session = self.pipeline._session
         if session is None or not session.has(name):
@@ -468,6 +501,17 @@ class NotebookSession:
         to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
         written = export_notebook(source, to="py" if to == "py" else "ipynb", output=target)
         print(f"exported the saved {source.name} to {written}")
+
+
+def _ancestors(dag: Dag, nodes: set[str]) -> set[str]:
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        for upstream in dag.upstream(stack.pop()):
+            if upstream not in found:
+                found.add(upstream)
+                stack.append(upstream)
+    return found
 
 
 def _label(step: Step) -> str:
@@ -555,9 +599,9 @@ def finish_recorded_run() -> None:
 
     shell = get_ipython()
     session = _sessions.get(id(shell)) if shell is not None else None
-    if session is not None and session.unrun:
+    if session is not None and _recorded_run() is not None and session.unrun(session.pipeline.dag()):
         try:
-            session.cmd_run(Command(verb="run"))
+            session.cmd_run(Command(verb="run"), last=True)
         except EtlError as exc:
             raise EtlUsageError(session._message(exc, "run", None), exc) from None
 

@@ -87,3 +87,40 @@ def test_a_failing_check_after_a_load_cell_leaves_the_target_untouched(
     run = json.loads(etl_nb("runs", "--json", cwd=project).stdout)[0]
     assert run["status"] == "failed"
     assert "row_count(min=1): 0 rows, expected at least 1" in run["error"]
+
+
+def test_each_step_runs_once_when_steps_follow_an_etl_run(project: Path, etl_nb: Callable[..., Run]) -> None:
+    _shop(project, [(1, "paid", "2026-01-01"), (2, "paid", "2026-01-02")])
+    notebook = _notebook(
+        project / "later.ipynb",
+        *INCREMENTAL,
+        "%etl run",
+        "%%etl transform latest\nSELECT max(id) AS id FROM orders",
+        "%etl show latest",
+        "%etl load latest --to shop --table latest --mode append",
+    )
+
+    done = etl_nb("run", str(notebook), cwd=project)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(project, "copied") == 2  # the load before %etl run did not run again
+    assert _count(project, "latest") == 1
+
+
+def test_run_only_in_a_recorded_run_leaves_the_rest_to_the_end(
+    project: Path, etl_nb: Callable[..., Run]
+) -> None:
+    _shop(project, [(1, "paid", "2026-01-01")])
+    notebook = _notebook(
+        project / "only.ipynb",
+        *INCREMENTAL,
+        "%%etl transform shaped\nSELECT id * 10 AS id FROM orders",
+        "%etl run --only shaped",
+        "%etl load shaped --to shop --table shaped --mode append",
+    )
+
+    done = etl_nb("run", str(notebook), cwd=project)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _count(project, "copied") == 1
+    assert _count(project, "shaped") == 1
