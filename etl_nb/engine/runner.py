@@ -357,6 +357,7 @@ class Runner:
         self.retry = retry or RetryPolicy()
         self.listener = listener
         self.run_id = run_id or uuid.uuid4().hex
+        self._in_run: set[str] = set(dag.nodes)
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
 
@@ -383,6 +384,7 @@ class Runner:
     ) -> RunOutcome:
         """Run ``nodes`` (in DAG order) with ``params``; commit loads only if all succeed."""
         wanted = set(nodes)
+        self._in_run = wanted
         order = [n for n in self.dag.order() if n in wanted]
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
@@ -524,8 +526,10 @@ class Runner:
         if materialize == "all":
             return True
         readers = self.dag.downstream(name)
-        if len(readers) > 1:
-            return True
+        if len(readers) > 1 or any(r not in self._in_run for r in readers):
+            return True  # read several times, or later by a step outside this run
+        if any(_qualified_read(self.dag.nodes[r], name) for r in readers):
+            return True  # `main.name` cannot find a CTE: keep a real table
         return any(isinstance(self.dag.nodes[r], CheckStep) for r in readers) or any(
             isinstance(s := self.dag.nodes[r], TransformStep) and s.sql is None for r in readers
         )
@@ -803,6 +807,14 @@ def _in_user_lines(exc: duckdb.Error, first: int, select: str) -> duckdb.Error:
     label = f"LINE {line}: "
     context = f"\n\n{label}{match.group(2)}\n{' ' * (len(label) + caret)}{match.group(4)}"
     return type(exc)(message[: match.start()] + context)
+
+
+def _qualified_read(reader: Step, name: str) -> bool:
+    """Whether ``reader``'s SQL names step ``name`` with a schema (``main.name``)."""
+    if not isinstance(reader, TransformStep) or reader.sql is None:
+        return False
+    pattern = r'\b(?:main|memory|temp)\s*\.\s*"?' + re.escape(name) + r"\b"
+    return re.search(pattern, reader.sql, re.IGNORECASE) is not None
 
 
 def _blame_fused_step(outcome: RunOutcome, result: StepOutcome, error: EtlError) -> None:

@@ -816,3 +816,22 @@ def test_a_partial_run_advances_a_mark_only_when_all_downstream_of_the_extract_r
     pipeline.run().raise_for_status()
     assert _rows(lake / "out" / "big.csv") == [(1, 150.0), (2, 300.0), (3, 500.0)]
     assert RunStore().watermark("files", "orders") == "2026-01-03"
+
+
+def test_a_schema_qualified_read_of_a_step_gives_the_same_rows_fused_or_not(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.transform("counted", sql="SELECT count(*) AS n FROM main.paid")
+    pipeline.run().raise_for_status()
+    fused = pipeline.table("counted")["n"].to_list()
+    pipeline.run(materialize="all").raise_for_status()
+    assert fused == pipeline.table("counted")["n"].to_list()
+
+
+def test_only_an_extract_keeps_its_rows_for_the_steps_a_later_run_adds(pipeline: Pipeline) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.transform("paid", sql="SELECT * FROM orders WHERE status = 'paid'")
+    pipeline.run(only=["orders"]).raise_for_status()
+    assert pipeline.table("orders").height == 5
+    pipeline.run(only=["paid"]).raise_for_status()
+    assert pipeline.table("paid").height > 0
