@@ -671,8 +671,13 @@ class SqlConnector(Connector):
         """Check the rows against the target, stage them; nothing is visible before ``commit``."""
         load = request.load
         schema, table = self.target(load)
-        plans = self._plan(request)
-        _check_key_columns(request, load)
+        try:
+            # Binding the step's SQL (a fused transform's, say) may fail here: a ConnectorError
+            # lets the engine blame the step whose SQL it is.
+            plans = self._plan(request)
+            _check_key_columns(request, load)
+        except duckdb.Error as exc:
+            raise self._error(exc, doing="the load", step=load.step, table=load.table) from None
         if not self.scans_rows_once:
             _check_keys(request, load)
         with self._connect(load.step, "the load") as conn:
@@ -689,7 +694,9 @@ class SqlConnector(Connector):
                 )
             except Exception as exc:
                 raise self._error(exc, doing="the load", step=load.step, table=load.table) from None
-        plans = _typed_nulls(plans, target_columns if load.mode != "replace" else {}, self.dialect)
+        # Columns without a type (no rows, or NULL in every row) take the target's, replace too.
+        untyped = any(p.family == "null" for p in plans)
+        plans = _typed_nulls(plans, target_columns, self.dialect)
         if exists and load.mode != "replace":
             _check_types(load, plans, target_columns)
         staging = f"{STAGING_PREFIX}{request.run_id[-8:]}_{uuid.uuid4().hex[:8]}".lower()
@@ -701,6 +708,12 @@ class SqlConnector(Connector):
             self._create_staging(load, schema, staging, plans, exists)
             wire = ", ".join(f"{p.wire} AS {quote_duck(p.name)}" for p in plans)
             staged.rows = self._stage_rows(load.step, schema, staging, plans, request, wire)
+            if not exists and untyped and staged.rows == 0:
+                # No rows and no types (a first, empty extract from SQLite): a table made now
+                # would be all text and refuse the first real rows. Make it when they come.
+                self._drop_staging(staged)
+                staged.done = True  # nothing to commit, nothing to abort
+                return staged
             if load.mode == "merge" and self._key_after_rows and (not exists or self.scans_rows_once):
                 # Building the key's index once, after the rows, is faster than row by row; on
                 # the staged rows of an existing target it is the uniqueness check.
