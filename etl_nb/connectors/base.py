@@ -108,6 +108,9 @@ class Connector(ABC):
     def close(self) -> None:
         """Release connections and files."""
 
+    def finish_run(self) -> None:
+        """Release what a run left open, such as a source stream a failed step stopped reading."""
+
     def check_extract(self, extract: ExtractStep) -> None:
         """Raise ``SpecError`` if ``extract`` cannot work with this connection, before any I/O."""
 

@@ -28,9 +28,10 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from etl_nb.connectors.base import WriteRequest
+from etl_nb.connectors.base import ConnectorContext, WriteRequest
 from etl_nb.connectors.sql import BATCH_ROWS, ColumnPlan, SqlConnector
 from etl_nb.errors import ConnectorError
+from etl_nb.spec import ConnectionSpec
 
 try:
     import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
@@ -49,6 +50,10 @@ class PostgresConnector(SqlConnector):
 
     kind = "postgres"
     scans_rows_once = True  # keys are checked on the staged rows, so extracts may stream in
+
+    def __init__(self, spec: ConnectionSpec, context: ConnectorContext) -> None:
+        super().__init__(spec, context)
+        self._open_streams: list[tuple[Any, Any, Any]] = []  # (reader, cursor, connection)
 
     def _engine_url(self, url: URL) -> URL:
         url = super()._engine_url(url)
@@ -94,6 +99,8 @@ class PostgresConnector(SqlConnector):
         except Exception as exc:
             conn.close()
             raise self._error(exc, doing="the extract", step=step) from None
+        handles = (reader, cursor, conn)
+        self._open_streams.append(handles)
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
@@ -104,10 +111,31 @@ class PostgresConnector(SqlConnector):
             except Exception as exc:
                 raise self._error(exc, doing="the extract", step=step) from None
             finally:
-                cursor.close()
-                conn.close()
+                self._end_stream(handles)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _end_stream(self, handles: tuple[Any, Any, Any]) -> None:
+        """Stop a source query and close its connection, whatever state it is in."""
+        if handles in self._open_streams:
+            self._open_streams.remove(handles)
+        reader, cursor, conn = handles
+        # A reader left mid-stream keeps the COPY (and its locks) going: cancel it first.
+        for release in (cursor.adbc_cancel, reader.close, cursor.close, conn.close):
+            try:
+                release()
+            except Exception:  # each is best effort; the next one still runs
+                continue
+
+    def finish_run(self) -> None:
+        """Close the source streams a run left unfinished (a load that failed mid-way)."""
+        for handles in list(self._open_streams):
+            self._end_stream(handles)
+
+    def close(self) -> None:
+        """Close unfinished streams, then the connections."""
+        self.finish_run()
+        super().close()
 
     def _typed_params(self, step: str, sql: str, values: list[Any]) -> tuple[Any, ...]:
         """Parameters typed as the query's placeholders are.

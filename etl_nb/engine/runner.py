@@ -321,10 +321,16 @@ class Session:
         for name, value in params.items():
             self.con.execute(f"SET VARIABLE {quote(name)} = $1", [value])
 
+    def streams_read_by(self, name: str) -> list[_OneScan]:
+        """The source streams step ``name`` reads, itself or through fused steps."""
+        return [self._streams[n] for n in [name, *self._fused_closure([name])] if n in self._streams]
+
     def release_streams(self) -> None:
         """Close every stream nobody read: an open one holds its source's cursor (and its locks)."""
         for scan in self._streams.values():
             scan.release()
+        for _, connector in self._connectors.values():
+            connector.finish_run()
 
     def close(self) -> None:
         """Close every connector and the DuckDB connection."""
@@ -675,11 +681,22 @@ class Runner:
             table_sql=self.session.source(step.step),
             run_id=self.run_id,
         )
+        streams = self.session.streams_read_by(step.step)
         try:
-            write: PendingWrite = self.retry.call(
-                lambda: connector.write(request), self._log_retry(step_id(step))
-            )
-        except ConnectorError as exc:
+            if streams:  # a stream cannot be replayed: one try, and the source's own error
+                write: PendingWrite = connector.write(request)
+            else:
+                write = self.retry.call(lambda: connector.write(request), self._log_retry(step_id(step)))
+        except (ConnectorError, duckdb.Error) as exc:
+            failure = next((s.failure for s in streams if s.failure is not None), None)
+            if isinstance(failure, EtlError) or (streams and isinstance(exc, ConnectorError)):
+                # Final: the stream is spent, so nothing here is retried.
+                error = failure if isinstance(failure, EtlError) else exc
+                assert isinstance(error, EtlError)
+                message = str(error).removesuffix(" It will be retried.")
+                raise ConnectorError(message, step=error.step) from None
+            if not isinstance(exc, ConnectorError):
+                raise
             found = self.session.culprit([step.step]) if not exc.transient else None
             if found is None:
                 raise
@@ -731,6 +748,11 @@ class _OneScan:
         self.schema = reader.schema
         self._reader: pa.RecordBatchReader | None = reader
         self._failure: BaseException | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that ended the source's stream, if one did."""
+        return self._failure
 
     @property
     def consumed(self) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from etl_nb.connectors.postgres import PostgresConnector
+from etl_nb.engine.runner import RetryPolicy
 
 pytestmark = pytest.mark.postgres
 
@@ -162,3 +165,99 @@ def test_a_first_extract_with_no_rows_and_no_types_creates_no_table(
     assert second.status == "success", second.error
     assert _columns(pg, schema, "fresh") == {"id": "bigint", "v": "bigint", "amt": "double precision"}
     assert run_sql(pg, f"SELECT sum(v) FROM {schema}.fresh")[0][0] == 30
+
+
+@pytest.mark.postgres
+def test_a_load_failing_midstream_closes_the_source_session_and_its_lock(pg, pg_url, schema, make_pipeline):
+    _big_source(pg, schema)
+    p = make_pipeline("midstream_load")
+    p.connect("pg", pg_url)
+    p.extract("src", source="pg", query=f"SELECT id, pad FROM {schema}.src")
+    # A value past the first batch does not convert: DuckDB stops reading the stream there.
+    p.transform(
+        "shaped",
+        sql=f"SELECT CAST(CASE WHEN id = {FAIL_AT} THEN 'boom' ELSE CAST(id AS VARCHAR) END AS INTEGER) "
+        "AS id, pad FROM src",
+    )
+    p.load("shaped", to="pg", table=f"{schema}.out", mode="replace")
+    result = p.run()
+    assert result.status == "failed"
+    assert result.steps["src"].rows is None  # it was streamed
+    _assert_released(pg, f"{schema}.src")
+    assert run_sql(pg, f"SELECT to_regclass('{schema}.out') IS NULL")[0][0]
+
+
+@pytest.mark.postgres
+def test_a_source_failing_midstream_fails_the_load_once_with_the_sources_words(
+    pg, pg_url, schema, make_pipeline, monkeypatch
+):
+    _big_source(pg, schema)
+    writes = _count_writes(monkeypatch)
+    p = make_pipeline("midstream_source")
+    p.retry = RetryPolicy(attempts=3, initial=0.01, jitter=0)
+    p.connect("pg", pg_url)
+    p.extract(
+        "src",
+        source="pg",
+        query=f"SELECT id, pad, 1 / (CASE WHEN id = {FAIL_AT} THEN 0 ELSE 1 END) AS one FROM {schema}.src",
+    )
+    p.load("src", to="pg", table=f"{schema}.out", mode="replace")
+    result = p.run()
+    assert result.status == "failed"
+    error = result.error or ""
+    assert "division by zero" in error
+    assert error.startswith("The extract for step 'src'"), error  # the source's words, not nested
+    assert "The load" not in error
+    assert "read twice" not in error
+    assert "retried" not in error
+    assert len(writes) == 1
+    _assert_released(pg, f"{schema}.src")
+    assert run_sql(pg, f"SELECT to_regclass('{schema}.out') IS NULL")[0][0]
+
+
+@pytest.mark.postgres
+def test_a_source_lost_midstream_is_not_retried_into_a_second_read(
+    pg, pg_url, schema, make_pipeline, monkeypatch
+):
+    _big_source(pg, schema)
+    writes = _count_writes(monkeypatch)
+    marker = f"{schema}.src WHERE id <= {FAIL_AT}"
+
+    def kill() -> None:
+        for _ in range(200):
+            found = run_sql(
+                pg,
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE :m AND query LIKE '%pg_sleep%' "
+                "AND pid <> pg_backend_pid()",
+                params={"m": f"%{marker}%"},
+            )
+            if found:
+                time.sleep(1)  # the first rows are in the load by now; the source sleeps
+                run_sql(pg, f"SELECT pg_terminate_backend({found[0][0]})")
+                return
+            time.sleep(0.05)
+
+    p = make_pipeline("midstream_lost")
+    p.retry = RetryPolicy(attempts=3, initial=0.01, jitter=0)
+    p.connect("pg", pg_url)
+    p.extract(
+        "src",
+        source="pg",
+        query=f"SELECT id, pad FROM {marker} UNION ALL SELECT 0, pg_sleep(8)::text",
+    )
+    p.load("src", to="pg", table=f"{schema}.out", mode="replace")
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        result = p.run()
+    finally:
+        killer.join()
+    assert result.status == "failed"
+    error = result.error or ""
+    assert "terminating connection" in error, error
+    assert "The load" not in error
+    assert "read twice" not in error
+    assert "retried" not in error
+    assert len(writes) == 1
+    assert run_sql(pg, f"SELECT to_regclass('{schema}.out') IS NULL")[0][0]
+    _assert_released(pg, f"{schema}.src")
