@@ -22,7 +22,6 @@ from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.pipeline import RUN_ID_ENV, new_run_id
 from etl_nb.store import RunStore, default_store_url
 
-PIPELINE_ENV = "ETL_NB_PIPELINE"
 NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
 
 
@@ -75,7 +74,7 @@ def execute_notebook(
     store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
     try:
-        with _kernel_environment(run_id, name, store_url, source):
+        with _kernel_environment(run_id, store_url, source):
             papermill.execute_notebook(
                 nb,
                 str(output),
@@ -144,11 +143,10 @@ def _execution_error(exc: Any) -> str:
 
 
 @contextmanager
-def _kernel_environment(run_id: str, pipeline: str, store_url: str, notebook: Path) -> Iterator[None]:
+def _kernel_environment(run_id: str, store_url: str, notebook: Path) -> Iterator[None]:
     """Environment the kernel inherits: the run to record into, the store, our Python first."""
     saved = dict(os.environ)
     os.environ[RUN_ID_ENV] = run_id
-    os.environ[PIPELINE_ENV] = pipeline
     os.environ[NOTEBOOK_ENV] = str(notebook)
     os.environ["ETL_NB_STORE_URL"] = store_url
     os.environ["ETL_NB_HOME"] = str(home())
