@@ -16,6 +16,7 @@ from typing import Any
 
 from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
 from etl_nb.pipeline import Pipeline, RunResult, StepResult
+from etl_nb.retry import RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "EtlError",
     "Pipeline",
     "PipelineError",
+    "RetryPolicy",
     "RunResult",
     "SpecError",
     "StepResult",

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from etl_nb._secrets import redact
+from etl_nb._masking import redact
 
 
 def _redact_line(_logger: Any, _name: str, line: Any) -> str:

@@ -6,22 +6,34 @@ that names the problem and the fix. Anything else is a bug in etl_nb.
     EtlError
     ├── SpecError          a cell, option or body that does not parse or validate
     ├── ConnectorError     a source or target that cannot be read or written
-    │                      (``transient`` errors are retried with backoff)
+    │   │                  (``transient`` errors are retried with backoff)
+    │   └── MissingSecret  a ``${VAR}`` whose variable is not set
     ├── PipelineError      a pipeline that cannot run: unknown table, cycle, SQL error
     └── CheckFailed        a data check that found offending rows
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
+
+from etl_nb._masking import redact
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the choice closest to ``word``, or ``""`` when none is close.
+
+    The one wording of the hint, for connections, tables, steps, options and parameters.
+    """
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 class EtlError(Exception):
     """Base of every error etl_nb raises for a user mistake or a failing source."""
 
     def __init__(self, message: str, *, step: str | None = None) -> None:
-        from etl_nb._secrets import redact
-
         self.step = step
         super().__init__(redact(message))
 
@@ -49,6 +61,19 @@ class ConnectorError(EtlError):
     def __init__(self, message: str, *, step: str | None = None, transient: bool = False) -> None:
         self.transient = transient
         super().__init__(message, step=step)
+
+
+class MissingSecret(ConnectorError):
+    """A ``${VAR}`` reference whose variable is not set (``variable`` names it)."""
+
+    def __init__(self, variable: str, *, connection: str | None = None, step: str | None = None) -> None:
+        self.variable = variable
+        where = f"Connection '{connection}' uses" if connection else "This uses"
+        super().__init__(
+            f"{where} ${{{variable}}} but it is not set: "
+            "export it or add it to the .env file beside the notebook.",
+            step=step,
+        )
 
 
 class PipelineError(EtlError):

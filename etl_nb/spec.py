@@ -7,7 +7,6 @@ export all call it, so what runs in a kernel is what every other view sees.
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from etl_nb.errors import SpecError
+from etl_nb.errors import SpecError, did_you_mean
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PARAMETER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -308,8 +307,7 @@ def parameters_in(text: str) -> list[str]:
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
+    return did_you_mean(word, choices)
 
 
 def parse_cell(line: str, body: str | None = None, *, cell: int | None = None) -> Statement:

@@ -66,13 +66,7 @@ class FilesConnector(Connector):
 
     def open(self) -> None:
         """Resolve the folder (``${VAR}`` allowed) against the pipeline's base folder."""
-        try:
-            folder = resolve(self.spec.url, self.context.env_file)
-        except KeyError as exc:
-            raise ConnectorError(
-                f"Connection '{self.spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
-                "export it or add it to the .env file beside the notebook."
-            ) from None
+        folder = resolve(self.spec.url, self.context.env_file, connection=self.spec.name)
         self.folder = (self.context.base_dir / Path(folder).expanduser()).resolve()
 
     # --- reading -----------------------------------------------------------------------

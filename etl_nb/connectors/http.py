@@ -49,7 +49,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl_nb._logging import get_logger
-from etl_nb._secrets import remember, resolve
+from etl_nb._masking import remember
+from etl_nb._secrets import resolve
 from etl_nb.connectors.base import Connector, PendingWrite, ReadRequest, WriteRequest
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import ANY_PARAMETER, PARAMETER, ExtractStep, LoadStep
@@ -150,13 +151,7 @@ class HttpConnector(Connector):
             self.client = None
 
     def _secret(self, text: str, *, remember_literal: bool = False) -> str:
-        try:
-            value = resolve(text, self.context.env_file)
-        except KeyError as exc:
-            raise ConnectorError(
-                f"Connection '{self.spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
-                "export it or add it to the .env file beside the notebook."
-            ) from None
+        value = resolve(text, self.context.env_file, connection=self.spec.name)
         if remember_literal:  # a token written in clear is still a secret
             remember(value)
         return value

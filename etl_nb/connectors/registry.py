@@ -7,13 +7,12 @@ packages add kinds without touching etl_nb; ours register the same way.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
 from etl_nb.connectors.base import Connector
-from etl_nb.errors import SpecError
+from etl_nb.errors import SpecError, did_you_mean
 
 ENTRY_POINT_GROUP = "etl_nb.connectors"
 
@@ -57,8 +56,7 @@ def connector_class(kind: str) -> type[Connector]:
         return _registered[kind]
     target = _targets().get(kind)
     if target is None:
-        close = difflib.get_close_matches(kind, available(), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(kind, available())
         raise SpecError(
             f"No connector for connections of type '{kind}'.{hint} Types: {', '.join(available())}."
         )

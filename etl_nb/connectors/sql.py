@@ -38,8 +38,10 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from etl_nb._logging import get_logger
-from etl_nb._secrets import remember, resolve, safe_url
+from etl_nb._masking import remember
+from etl_nb._secrets import resolve, safe_url
 from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest
+from etl_nb.engine.sqltext import quote
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import PARAMETER, ExtractStep, LoadStep
 
@@ -225,14 +227,9 @@ _SIMPLE_LIST_CHILDREN = {
 }
 
 
-def quote_duck(name: str) -> str:
-    """``name`` quoted for DuckDB SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def plan_column(name: str, dtype: DuckDBPyType, dialect: str, *, key: bool = False) -> ColumnPlan:
     """The plan for column ``name`` of DuckDB type ``dtype`` going to a ``dialect`` database."""
-    col = quote_duck(name)
+    col = quote(name)
     text = str(dtype)
     tid = dtype.id
     pg = dialect == "postgresql"
@@ -417,17 +414,11 @@ class SqlConnector(Connector):
             )
         schema = self.spec.options.get("schema")
         self.default_schema = str(schema) if schema else None
-        try:
-            resolved = resolve(self.spec.url, self.context.env_file)
-            args = {
-                k: resolve(v, self.context.env_file) if isinstance(v, str) else v
-                for k, v in connect_args.items()
-            }
-        except KeyError as exc:
-            raise ConnectorError(
-                f"Connection '{self.spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
-                "export it or add it to the .env file beside the notebook."
-            ) from None
+        resolved = resolve(self.spec.url, self.context.env_file, connection=self.spec.name)
+        args = {
+            k: resolve(v, self.context.env_file, connection=self.spec.name) if isinstance(v, str) else v
+            for k, v in connect_args.items()
+        }
         try:
             url = make_url(resolved)
         except ArgumentError:
@@ -706,7 +697,7 @@ class SqlConnector(Connector):
                 self._run(load.step, [sa.schema.CreateSchema(schema, if_not_exists=True)])  # type: ignore[arg-type]
                 staged.created_schema = True
             self._create_staging(load, schema, staging, plans, exists)
-            wire = ", ".join(f"{p.wire} AS {quote_duck(p.name)}" for p in plans)
+            wire = ", ".join(f"{p.wire} AS {quote(p.name)}" for p in plans)
             staged.rows = self._stage_rows(load.step, schema, staging, plans, request, wire)
             if not exists and untyped and staged.rows == 0:
                 # No rows and no types (a first, empty extract from SQLite): a table made now
@@ -1049,12 +1040,12 @@ def _check_keys(request: WriteRequest, load: LoadStep) -> None:
     """No NULL and no duplicate in the step's merge key (read in DuckDB, before staging)."""
     if load.mode != "merge":
         return
-    keys = ", ".join(quote_duck(k) for k in load.key)
+    keys = ", ".join(quote(k) for k in load.key)
     cur = request.connection.cursor()
     try:
         nulls = cur.execute(
             f"SELECT count(*) FROM {request.table_sql} WHERE "
-            + " OR ".join(f"{quote_duck(k)} IS NULL" for k in load.key)
+            + " OR ".join(f"{quote(k)} IS NULL" for k in load.key)
         ).fetchall()[0][0]
         dupes = cur.execute(
             f"SELECT count(*), any_value(({keys})::VARCHAR) FROM "
@@ -1150,7 +1141,7 @@ def _typed_nulls(
         target = target_columns.get(plan.name)
         duck = _NULLS_AS.get(family_of(target) or "", "VARCHAR") if target is not None else "VARCHAR"
         again = plan_column(plan.name, duckdb.type(duck), dialect)
-        typed.append(replace(again, wire=f"CAST({quote_duck(plan.name)} AS {duck})"))
+        typed.append(replace(again, wire=f"CAST({quote(plan.name)} AS {duck})"))
     return typed
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from etl_nb.engine.dag import bindable_sql
+from etl_nb.engine.sqltext import quote
 from etl_nb.errors import CheckFailed, PipelineError
 from etl_nb.spec import CheckRule, CheckStep
 
@@ -30,11 +31,6 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict for the run store."""
         return {"rule": self.rule, "count": self.count, "total": self.total, "sample": self.sample}
-
-
-def quote(name: str) -> str:
-    """``name`` as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def run_checks(con: duckdb.DuckDBPyConnection, table: str, check: CheckStep) -> list[CheckResult]:

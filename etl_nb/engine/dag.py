@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import difflib
 import graphlib
 import heapq
 import json
@@ -24,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from etl_nb.errors import PipelineError, SpecError
+from etl_nb.errors import PipelineError, SpecError, did_you_mean
 from etl_nb.spec import (
     PARAMETER,
     CheckStep,
@@ -202,8 +201,7 @@ def _require_connection(name: str, step: str, spec: PipelineSpec, verb: str) -> 
 
 
 def _hint(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
+    return did_you_mean(name, choices)
 
 
 # --- SQL ------------------------------------------------------------------------------

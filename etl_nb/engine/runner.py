@@ -11,7 +11,6 @@ has succeeded, so a failed run leaves every target exactly as it was.
 from __future__ import annotations
 
 import ast
-import random
 import re
 import time
 import uuid
@@ -23,7 +22,6 @@ from typing import Any, Literal, Protocol
 import duckdb
 import polars as pl
 import pyarrow as pa
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from etl_nb._logging import get_logger
 from etl_nb._secrets import resolve
@@ -35,9 +33,11 @@ from etl_nb.connectors import (
     WriteRequest,
     connector_class,
 )
-from etl_nb.engine.checks import quote, raise_for_failures, run_checks
+from etl_nb.engine.checks import raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
+from etl_nb.engine.sqltext import quote
 from etl_nb.errors import ConnectorError, EtlError, PipelineError
+from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     AUTO_CONNECTION_TYPE,
     CheckStep,
@@ -53,40 +53,6 @@ from etl_nb.spec import (
 
 Materialize = Literal["auto", "all"]
 StepStatus = Literal["success", "failed", "skipped", "warned"]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient connector errors are retried: exponential backoff with jitter."""
-
-    attempts: int = 3
-    initial: float = 0.5
-    maximum: float = 30.0
-    jitter: float = 0.5
-
-    def call(
-        self,
-        action: Callable[[], Any],
-        on_retry: Callable[[BaseException, int], None] | None = None,
-    ) -> Any:
-        """Run ``action``, retrying transient ``ConnectorError``s; permanent errors raise at once."""
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.attempts)),
-            wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.transient),
-            reraise=True,
-            before_sleep=(
-                (lambda state: on_retry(state.outcome.exception(), state.attempt_number))  # type: ignore[union-attr,arg-type]
-                if on_retry
-                else None
-            ),
-        )
-        return retrying(action)
-
-    def _wait(self, state: RetryCallState) -> float:
-        # initial * 2^n plus up to `jitter` seconds, never more than `maximum` in all.
-        delay = self.initial * 2.0 ** (state.attempt_number - 1) + random.uniform(0, self.jitter)
-        return min(delay, self.maximum)
 
 
 @dataclass
@@ -174,13 +140,7 @@ class Session:
         """
         if spec.type != AUTO_CONNECTION_TYPE:
             return spec.type
-        try:
-            kind = infer_connection_type(resolve(spec.url, context.env_file))
-        except KeyError as exc:
-            raise ConnectorError(
-                f"Connection '{spec.name}' uses ${{{exc.args[0]}}} but it is not set: "
-                "export it or add it to the .env file beside the notebook."
-            ) from None
+        kind = infer_connection_type(resolve(spec.url, context.env_file, connection=spec.name))
         if kind == AUTO_CONNECTION_TYPE:
             raise ConnectorError(
                 f"Connection '{spec.name}': its URL resolves to another ${{...}} reference. Set the "

@@ -32,7 +32,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.display import display as _ipython_display
 
-from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb._masking import redact
+from etl_nb.errors import EtlError, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
 from etl_nb.spec import (
@@ -193,8 +194,6 @@ class NotebookSession:
             else:
                 self.declare(statement)
                 if isinstance(statement, ConnectionSpec):
-                    from etl_nb._secrets import redact
-
                     url = redact(statement.url)
                     display(Message(f"connection {statement.name} ({statement.type}): {url}"))
                 elif _recorded_run() is not None:
@@ -436,10 +435,7 @@ class NotebookSession:
         name = command.target or ""
         tables = self.pipeline.spec.tables()
         if name not in tables:
-            from difflib import get_close_matches
-
-            close = get_close_matches(name, list(tables), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(name, tables)
             known = ", ".join(tables) or "none yet"
             raise PipelineError(
                 f"There is no step '{name}' that makes a table.{hint} Steps: {known}.",

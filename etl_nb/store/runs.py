@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, updat
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from etl_nb._secrets import redact
+from etl_nb._masking import redact
 from etl_nb.errors import EtlError
 from etl_nb.store.schema import incremental_state, metadata, runs, step_runs
 

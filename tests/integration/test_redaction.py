@@ -10,11 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from etl_nb import Pipeline
+from etl_nb import Pipeline, RetryPolicy
 from etl_nb._logging import get_logger
 from etl_nb._secrets import resolve
 from etl_nb.connectors import Connector, PendingWrite, ReadRequest, WriteRequest, register
-from etl_nb.engine.runner import RetryPolicy
 from etl_nb.errors import ConnectorError
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from etl_nb._secrets import MASK, redact, references, resolve, safe_url
-from etl_nb.errors import ConnectorError, EtlError
+from etl_nb._masking import MASK, redact
+from etl_nb._secrets import references, resolve, safe_url
+from etl_nb.errors import ConnectorError, EtlError, MissingSecret
 
 
 def _secret() -> str:
@@ -34,10 +35,14 @@ def test_resolve_reads_a_dotenv_file_and_the_environment_wins(tmp_path: Path) ->
     assert resolve("${OTHER}", env_file=env_file, environ={"OTHER": from_env}) == from_env
 
 
-def test_resolve_names_the_missing_variable() -> None:
-    with pytest.raises(KeyError) as info:
-        resolve("${NOT_SET_ANYWHERE}", environ={})
-    assert info.value.args[0] == "NOT_SET_ANYWHERE"
+def test_resolve_names_the_missing_variable_and_the_fix() -> None:
+    with pytest.raises(MissingSecret) as info:
+        resolve("${NOT_SET_ANYWHERE}", environ={}, connection="shop")
+    assert info.value.variable == "NOT_SET_ANYWHERE"
+    assert str(info.value) == (
+        "Connection 'shop' uses ${NOT_SET_ANYWHERE} but it is not set: "
+        "export it or add it to the .env file beside the notebook."
+    )
 
 
 def test_a_resolved_value_is_masked_from_then_on() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from etl_nb import RetryPolicy
 from etl_nb.connectors.postgres import PostgresConnector
-from etl_nb.engine.runner import RetryPolicy
 
 pytestmark = pytest.mark.postgres
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from etl_nb import Pipeline
+from etl_nb import Pipeline, RetryPolicy
 from etl_nb.connectors import (
     Connector,
     ConnectorContext,
@@ -22,7 +22,6 @@ from etl_nb.connectors import (
     register,
 )
 from etl_nb.connectors.postgres import PostgresConnector
-from etl_nb.engine.runner import RetryPolicy
 from etl_nb.errors import ConnectorError, PipelineError
 from etl_nb.spec import ConnectionSpec, ExtractStep
 

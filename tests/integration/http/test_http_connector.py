@@ -11,8 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from etl_nb import Pipeline
-from etl_nb.engine.runner import RetryPolicy
+from etl_nb import Pipeline, RetryPolicy
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import ConnectionSpec, ExtractStep, parse_cell
 
