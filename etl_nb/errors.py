@@ -80,6 +80,26 @@ class PipelineError(EtlError):
     """A pipeline that cannot run as declared: unknown table, cycle, SQL error."""
 
 
+class MissingParameter(PipelineError):
+    """A step uses ``{{ name }}`` but no parameter of that name has a value.
+
+    The one wording, with the closest defined name and the fix: ``fix`` says
+    where the value comes from (the API's ``run(params=...)`` by default, the
+    kernel's namespace in a notebook).
+    """
+
+    def __init__(
+        self, name: str, *, step: str, known: Iterable[str] = (), fix: str | None = None, where: str = ""
+    ) -> None:
+        self.name = name
+        fix = fix or f"Define '{name}' in the parameters cell or pass it: run(params={{'{name}': ...}})."
+        super().__init__(
+            f"Step '{step}' uses the parameter {{{{ {name} }}}}{where} but it has no value."
+            f"{did_you_mean(name, known)} {fix}",
+            step=step,
+        )
+
+
 class CheckFailed(EtlError):
     """A data check found rows that break it.
 

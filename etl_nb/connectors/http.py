@@ -52,7 +52,7 @@ from etl_nb._logging import get_logger
 from etl_nb._masking import remember
 from etl_nb._secrets import resolve
 from etl_nb.connectors.base import Connector, PendingWrite, ReadRequest, WriteRequest
-from etl_nb.errors import ConnectorError, SpecError
+from etl_nb.errors import ConnectorError, MissingParameter, SpecError
 from etl_nb.spec import ANY_PARAMETER, PARAMETER, ExtractStep, LoadStep
 
 CONNECT_KEYS = ("headers", "auth", "timeout", "max_retries", "params")
@@ -542,11 +542,7 @@ def bind_params(extract: ExtractStep, values: Mapping[str, Any]) -> dict[str, An
 
     def value_of(name: str) -> Any:
         if name not in values:
-            raise SpecError(
-                f"Extract '{extract.name}' uses {{{{ {name} }}}} in 'params:' but it has no value. "
-                f"Define '{name}' in the parameters cell or pass it to run(params=...).",
-                step=extract.name,
-            )
+            raise MissingParameter(name, step=extract.name, known=values, where=" in 'params:'")
         return values[name]
 
     def bind(value: Any) -> Any:

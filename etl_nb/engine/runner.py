@@ -36,7 +36,7 @@ from etl_nb.connectors import (
 from etl_nb.engine.checks import raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
 from etl_nb.engine.sqltext import quote
-from etl_nb.errors import ConnectorError, EtlError, PipelineError
+from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     AUTO_CONNECTION_TYPE,
@@ -429,11 +429,7 @@ class Runner:
         missing = [(name, node) for name, node in used.items() if name not in params]
         if missing:
             name, node = missing[0]
-            raise PipelineError(
-                f"Step '{node}' uses the parameter {{{{ {name} }}}} but it has no value. Define "
-                f"'{name}' in the parameters cell or pass it: run(params={{'{name}': ...}}).",
-                step=node,
-            )
+            raise MissingParameter(name, step=node, known=params)
         self.session.bind({name: params[name] for name in in_duckdb})
 
     def _run_node(

@@ -33,7 +33,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.display import display as _ipython_display
 
 from etl_nb._masking import redact
-from etl_nb.errors import EtlError, PipelineError, SpecError, did_you_mean
+from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
 from etl_nb.spec import (
@@ -305,11 +305,11 @@ class NotebookSession:
                 if name not in namespace and not strict:
                     continue
                 if name not in namespace:
-                    raise PipelineError(
-                        f"Step '{step_id(step)}' uses the parameter {{{{ {name} }}}} but the notebook has "
-                        f"no variable '{name}'. Define it in the parameters cell ({name} = ...) and run "
-                        "that cell first.",
+                    raise MissingParameter(
+                        name,
                         step=step_id(step),
+                        known=[k for k in namespace if not k.startswith("_")],
+                        fix=f"Define it in the parameters cell ({name} = ...) and run that cell first.",
                     )
                 params[name] = namespace[name]
             if isinstance(step, TransformStep) and step.python is not None:

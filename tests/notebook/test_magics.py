@@ -288,8 +288,8 @@ BAD_CELLS = [
     ),
     (
         "%%etl transform revenue\nSELECT * FROM orders WHERE created_at >= {{ start_date }}",
-        "PipelineError: Step 'revenue' uses the parameter {{ start_date }} but the notebook has no "
-        "variable 'start_date'. Define it in the parameters cell (start_date = ...) and run that cell first.",
+        "MissingParameter: Step 'revenue' uses the parameter {{ start_date }} but it has no value. "
+        "Define it in the parameters cell (start_date = ...) and run that cell first.",
     ),
     (
         "%etl show nope",
