@@ -18,7 +18,9 @@ import polars as pl
 
 from etl_nb.connectors import ConnectorContext
 from etl_nb.engine.dag import Dag, build_dag
-from etl_nb.engine.runner import Materialize, RunListener, Runner, Session, StepOutcome
+from etl_nb.engine.plan import Materialize
+from etl_nb.engine.runner import RunListener, Runner, StepOutcome
+from etl_nb.engine.session import Session
 from etl_nb.errors import EtlError, PipelineError, SpecError
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (

@@ -86,6 +86,16 @@ class Connector(ABC):
 
     kind: ClassVar[str]
 
+    scans_rows_once: ClassVar[bool] = False
+    """Whether ``write`` reads the step's rows in a single pass (one ``batches()`` or one query).
+
+    The engine asks this before a run: an extract whose source hands Arrow
+    batches, read only by a load into such a sink (possibly through SQL
+    transforms), is streamed straight from the source into the sink and never
+    stored. Such a stream cannot be replayed, so the load is tried once. Leave
+    it False if ``write`` may read the rows twice (to check merge keys first, say).
+    """
+
     def __init__(self, spec: ConnectionSpec, context: ConnectorContext) -> None:
         self.spec = spec
         self.context = context

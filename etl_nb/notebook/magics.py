@@ -33,6 +33,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.display import display as _ipython_display
 
 from etl_nb._masking import redact
+from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
@@ -126,20 +127,17 @@ def _plain(value: Any) -> bool:
     return False
 
 
-_SQL_CONTEXT = re.compile(r"\n*LINE (\d+): (.*)\n( *)(\^+)\s*$", re.DOTALL)
-
-
 def _short_sql_error(message: str, step: Step | None) -> str:
     """DuckDB's multi-line error as one line, with the position in the cell's own SQL."""
-    match = _SQL_CONTEXT.search(message)
-    if match is None or not isinstance(step, TransformStep) or step.sql is None:
+    position = error_position(message)
+    if position is None or not isinstance(step, TransformStep) or step.sql is None:
         return " ".join(line.strip() for line in message.splitlines() if line.strip())
     from etl_nb.engine.dag import bindable_sql
 
-    head = message[: match.start()]
-    line_no = int(match.group(1))
-    context = match.group(2)
-    caret = len(match.group(3)) - len(f"LINE {line_no}: ")
+    head = position.head
+    line_no = position.line
+    context = position.excerpt
+    caret = position.caret
     lines = bindable_sql(step.sql).split("\n")
     where = ""
     if 0 < line_no <= len(lines):
