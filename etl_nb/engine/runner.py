@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -33,6 +33,7 @@ from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
 from etl_nb.engine.sqltext import quote
 from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError
+from etl_nb.results import RunStatus, StepResult, run_status
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     AUTO_CONNECTION_TYPE,
@@ -45,21 +46,6 @@ from etl_nb.spec import (
     step_id,
 )
 
-StepStatus = Literal["success", "failed", "skipped", "warned"]
-
-
-@dataclass
-class StepOutcome:
-    """How one step went."""
-
-    step: str
-    kind: str
-    status: StepStatus
-    rows: int | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    detail: dict[str, Any] | None = None
-
 
 class RunListener(Protocol):
     """Told about each step as a run goes (progress bars, logs)."""
@@ -67,7 +53,7 @@ class RunListener(Protocol):
     def step_started(self, step: str, index: int, total: int) -> None:
         """``step`` (the ``index``-th of ``total``) is starting."""
 
-    def step_finished(self, outcome: StepOutcome) -> None:
+    def step_finished(self, outcome: StepResult) -> None:
         """``outcome.step`` has ended."""
 
 
@@ -75,14 +61,14 @@ class RunListener(Protocol):
 class RunOutcome:
     """Every step's outcome, the first error, and the new incremental marks."""
 
-    steps: list[StepOutcome]
+    steps: list[StepResult]
     error: BaseException | None = None
     watermarks: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
-    def status(self) -> Literal["success", "failed"]:
-        """``failed`` if any step failed."""
-        return "failed" if self.error is not None else "success"
+    def status(self) -> RunStatus:
+        """``failed`` if the run ended with an error or any step failed."""
+        return run_status(self.steps, failed=self.error is not None)
 
 
 class Runner:
@@ -139,13 +125,13 @@ class Runner:
         order = [n for n in self.dag.order() if n in wanted]
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
-        staged: list[tuple[StepOutcome, PendingWrite]] = []
+        staged: list[tuple[StepResult, PendingWrite]] = []
         try:
             self._bind_params(order, params)
             for index, node in enumerate(order):
                 step = self.dag.nodes[node]
                 if outcome.error is not None:
-                    outcome.steps.append(StepOutcome(node, step.verb, "skipped"))
+                    outcome.steps.append(StepResult(node, step.verb, "skipped"))
                     continue
                 if self.listener:
                     self.listener.step_started(node, index, len(order))
@@ -176,7 +162,7 @@ class Runner:
 
     def _commit(
         self,
-        staged: list[tuple[StepOutcome, PendingWrite]],
+        staged: list[tuple[StepResult, PendingWrite]],
         pending: list[PendingWrite],
         outcome: RunOutcome,
     ) -> None:
@@ -225,9 +211,9 @@ class Runner:
         watermarks: Mapping[str, Any],
         outcome: RunOutcome,
         pending: list[PendingWrite],
-    ) -> StepOutcome:
+    ) -> StepResult:
         started = time.perf_counter()
-        result = StepOutcome(node, step.verb, "success")
+        result = StepResult(node, step.verb, "success")
         log = self.log.bind(step=node)
         try:
             if isinstance(step, ExtractStep):
@@ -376,7 +362,7 @@ class Runner:
         self.session.put_arrow(step.name, run_python(step, frames, params))
         return self.session.count(step.name)
 
-    def _check(self, step: CheckStep, result: StepOutcome) -> None:
+    def _check(self, step: CheckStep, result: StepResult) -> None:
         failures = run_checks(self.session.con, step.step, step)
         result.rows = None
         if failures:
@@ -420,7 +406,7 @@ class Runner:
             raise PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit) from None
         return write
 
-    def _note_warnings(self, step: ExtractStep, result: StepOutcome) -> None:
+    def _note_warnings(self, step: ExtractStep, result: StepResult) -> None:
         connector = self.session.connector(self.spec.connections[step.source], self.context)
         warnings = connector.take_warnings(step.name)
         if warnings:
@@ -449,7 +435,7 @@ class Runner:
         return log
 
 
-def _blame_fused_step(outcome: RunOutcome, result: StepOutcome, error: EtlError) -> None:
+def _blame_fused_step(outcome: RunOutcome, result: StepResult, error: EtlError) -> None:
     """A fused step's SQL fails only when a later step reads it: mark the real culprit failed."""
     for earlier in outcome.steps:
         if earlier.step == error.step and earlier.step != result.step:

@@ -50,6 +50,7 @@ from etl_nb.spec import (
     parse_cell,
     step_id,
 )
+from etl_nb.store import outer_run_id
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -577,9 +578,7 @@ _DEFERRED = "declared; this recorded run runs the pipeline at %etl run or at the
 
 def _recorded_run() -> str | None:
     """The run id when ``etl-nb run`` executes this notebook, else None (interactive)."""
-    from etl_nb.pipeline import RUN_ID_ENV
-
-    return os.environ.get(RUN_ID_ENV) or None
+    return outer_run_id()
 
 
 def finish_recorded_run() -> None:
