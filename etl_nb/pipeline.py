@@ -33,6 +33,7 @@ from etl_nb.spec import (
     check_rules,
     infer_connection_type,
     step_id,
+    validated,
 )
 from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
 
@@ -122,7 +123,7 @@ class Pipeline:
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         return self.add(
-            _validated(
+            validated(
                 ExtractStep,
                 name=name,
                 source=source,
@@ -142,12 +143,12 @@ class Pipeline:
     ) -> Pipeline:
         """Declare a transform: DuckDB ``sql``, or ``python`` code (or a function taking step names)."""
         if callable(python):
-            return self.add(_validated(TransformStep, name=name, function=python))
-        return self.add(_validated(TransformStep, name=name, sql=sql, python=python))
+            return self.add(validated(TransformStep, name=name, function=python))
+        return self.add(validated(TransformStep, name=name, sql=sql, python=python))
 
     def check(self, step: str, rules: list[Any], *, warn: bool = False) -> Pipeline:
         """Declare data checks on ``step`` (the grammar's YAML list, as Python objects)."""
-        return self.add(_validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
+        return self.add(validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
 
     def load(
         self,
@@ -161,7 +162,7 @@ class Pipeline:
     ) -> Pipeline:
         """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
         keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
-        return self.add(_validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
+        return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
 
     def add(self, statement: ConnectionSpec | Step) -> Pipeline:
         """Add a parsed statement (from ``parse_cell``), replacing one with the same identity."""
@@ -328,15 +329,7 @@ class Pipeline:
             if node not in dag.nodes:
                 raise PipelineError(f"There is no step '{node}' to run.", step=node)
             chosen.add(node)
-        for name in [*(only or []), *([from_step] if from_step else [])]:
-            if name not in tables:
-                raise PipelineError(f"There is no step '{name}' to run.", step=name)
-        if from_step:
-            chosen |= dag.descendants([from_step])
-        for name in only or []:
-            chosen.add(name)
-            chosen |= {n for n in dag.downstream(name) if isinstance(dag.nodes[n], CheckStep | LoadStep)}
-            chosen |= {n for n in dag.nodes if isinstance(s := dag.nodes[n], LoadStep) and s.step == name}
+        chosen |= dag.select(only, from_step)
         for node in chosen:
             for upstream in dag.upstream(node):
                 if upstream not in chosen and upstream in tables and not self.session.has(upstream):
@@ -346,18 +339,3 @@ class Pipeline:
                         step=node,
                     )
         return [n for n in dag.nodes if n in chosen]
-
-
-def _validated(model: type[Any], **fields: Any) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        name = fields.get("name") or fields.get("step")
-        raise SpecError(
-            f"In {model.__name__} '{name}'{f', {where!r}' if where else ''}: {message}.", step=name
-        ) from None

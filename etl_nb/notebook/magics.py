@@ -377,18 +377,11 @@ class NotebookSession:
 
     def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:
         """In a recorded run: the steps still to run (of ``only``/``from_step`` and what they need)."""
-        wanted: set[str] = set()
         if only is None and from_step is None:
             wanted = set(dag.nodes)
         else:
-            for name in [*(only or []), *([from_step] if from_step else [])]:
-                if name not in self.pipeline.spec.tables():
-                    raise PipelineError(f"There is no step '{name}' to run.", step=name)
-            if from_step:
-                wanted |= dag.descendants([from_step])
-            for name in only or []:
-                wanted |= {name, *(n for n in dag.downstream(name) if dag.nodes[n].verb in ("check", "load"))}
-            wanted |= _ancestors(dag, wanted)
+            wanted = dag.select(only, from_step)
+            wanted |= dag.ancestors(wanted)
         return [n for n in dag.order() if n in wanted and n not in self.recorded]
 
     def cmd_dag(self, command: Command) -> None:
@@ -496,17 +489,6 @@ class NotebookSession:
         to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
         written = export_notebook(source, to="py" if to == "py" else "ipynb", output=target)
         print(f"exported the saved {source.name} to {written}")
-
-
-def _ancestors(dag: Dag, nodes: set[str]) -> set[str]:
-    found: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        for upstream in dag.upstream(stack.pop()):
-            if upstream not in found:
-                found.add(upstream)
-                stack.append(upstream)
-    return found
 
 
 def _label(step: Step) -> str:
