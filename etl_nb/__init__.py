@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
-from etl_nb.pipeline import Pipeline, RunResult, StepResult
+from etl_nb.pipeline import Pipeline
+from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 
 __version__ = "0.1.0"

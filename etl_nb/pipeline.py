@@ -7,19 +7,19 @@ this class, so there is one way a pipeline runs and is recorded.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from etl_nb.connectors import ConnectorContext
 from etl_nb.engine.dag import Dag, build_dag
-from etl_nb.engine.runner import Materialize, RunListener, Runner, Session, StepOutcome
+from etl_nb.engine.plan import Materialize
+from etl_nb.engine.runner import RunListener, Runner
+from etl_nb.engine.session import Session
 from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     CheckStep,
@@ -33,59 +33,11 @@ from etl_nb.spec import (
     check_rules,
     infer_connection_type,
     step_id,
+    validated,
 )
-from etl_nb.store import RunStore, StepRecord
+from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
 
-# Set by `etl-nb run` for the kernel: the recorded run that steps belong to.
-RUN_ID_ENV = "ETL_NB_RUN_ID"
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """One step of a run: its status, rows (None when fused into a later step) and seconds."""
-
-    status: str
-    rows: int | None
-    seconds: float
-    error: str | None = None
-    kind: str = ""
-
-
-@dataclass
-class RunResult:
-    """What ``Pipeline.run`` did.
-
-    ``status`` is ``"success"`` or ``"failed"``; ``steps`` maps each step id to
-    its ``StepResult`` in run order; ``error`` is the first failure's message.
-    """
-
-    run_id: str
-    pipeline: str
-    status: Literal["success", "failed"]
-    steps: dict[str, StepResult] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: str | None = None
-    exception: BaseException | None = field(default=None, repr=False)
-
-    @property
-    def rows(self) -> int:
-        """Rows written by all loads."""
-        return sum(s.rows or 0 for s in self.steps.values() if s.kind == "load")
-
-    def raise_for_status(self) -> RunResult:
-        """Raise the run's error if it failed; return the result otherwise."""
-        if self.exception is not None:
-            raise self.exception
-        return self
-
-    def __str__(self) -> str:
-        lines = [f"run {self.run_id} of '{self.pipeline}': {self.status} in {self.seconds:.2f}s"]
-        for name, step in self.steps.items():
-            rows = "" if step.rows is None else f"{step.rows:>10,} rows"
-            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
-        if self.error:
-            lines.append(self.error)
-        return "\n".join(lines)
+__all__ = ["RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
 
 
 class Pipeline:
@@ -171,7 +123,7 @@ class Pipeline:
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         return self.add(
-            _validated(
+            validated(
                 ExtractStep,
                 name=name,
                 source=source,
@@ -191,12 +143,12 @@ class Pipeline:
     ) -> Pipeline:
         """Declare a transform: DuckDB ``sql``, or ``python`` code (or a function taking step names)."""
         if callable(python):
-            return self.add(_validated(TransformStep, name=name, function=python))
-        return self.add(_validated(TransformStep, name=name, sql=sql, python=python))
+            return self.add(validated(TransformStep, name=name, function=python))
+        return self.add(validated(TransformStep, name=name, sql=sql, python=python))
 
     def check(self, step: str, rules: list[Any], *, warn: bool = False) -> Pipeline:
         """Declare data checks on ``step`` (the grammar's YAML list, as Python objects)."""
-        return self.add(_validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
+        return self.add(validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
 
     def load(
         self,
@@ -210,7 +162,7 @@ class Pipeline:
     ) -> Pipeline:
         """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
         keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
-        return self.add(_validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
+        return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
 
     def add(self, statement: ConnectionSpec | Step) -> Pipeline:
         """Add a parsed statement (from ``parse_cell``), replacing one with the same identity."""
@@ -262,22 +214,14 @@ class Pipeline:
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         """
-        # Inside `etl-nb run`, steps are recorded into the notebook's run.
-        outer_run = os.environ.get(RUN_ID_ENV) if run_id is None else None
-        run_id = run_id or outer_run or new_run_id()
         values = {**self.spec.parameters, **(params or {})}
         store = self.store
-        if outer_run is None:
-            store.start_run(run_id, self.name, values, notebook=notebook, trigger=trigger)
-
-        def record(status: str, error: str | None) -> None:
-            if outer_run is None:
-                store.finish_run(run_id, status, _records(outcome_steps), error=error)
-            else:
-                store.record_steps(run_id, _records(outcome_steps))
-
+        # Inside `etl-nb run`, steps are recorded into the notebook's run.
+        recorder = RunRecorder.start(
+            store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
+        )
         started = dt.datetime.now(dt.UTC)
-        outcome_steps: list[StepOutcome] = []
+        steps_done: list[StepResult] = []
         error: BaseException | None = None
         try:
             dag = self.dag()
@@ -296,40 +240,40 @@ class Pipeline:
                 self._context(),
                 retry=self.retry,
                 listener=listener,
-                run_id=run_id,
+                run_id=recorder.run_id,
             )
             outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
-            outcome_steps, error = outcome.steps, outcome.error
+            steps_done, error = outcome.steps, outcome.error
             if error is None:
                 # A mark moves only when every step downstream of its extract ran too:
                 # rows an unrun load never wrote would otherwise be skipped for good.
                 ran = set(nodes)
                 marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
-                store.set_watermarks(self.name, run_id, marks)
+                store.set_watermarks(self.name, recorder.run_id, marks)
         except EtlError as exc:
             error = exc
         except BaseException as exc:
-            record("failed", f"internal error: {exc!r}")
+            recorder.finish(steps_done, error=f"internal error: {exc!r}")
             raise
-        status: Literal["success", "failed"] = "failed" if error else "success"
-        record(status, str(error) if error else None)
+        status = recorder.finish(steps_done, error=str(error) if error else None)
         if error is not None and not isinstance(error, EtlError):
             raise error
         return RunResult(
-            run_id=run_id,
+            run_id=recorder.run_id,
             pipeline=self.name,
             status=status,
-            steps={s.step: StepResult(s.status, s.rows, s.seconds, s.error, s.kind) for s in outcome_steps},
+            steps={s.step: s for s in steps_done},
             seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
             error=str(error) if error else None,
             exception=error,
         )
 
-    def run_step(self, node: str, params: Mapping[str, Any] | None = None) -> StepOutcome:
+    def run_step(self, node: str, params: Mapping[str, Any] | None = None) -> StepResult:
         """Run one step now against the outputs already in the session (a notebook cell).
 
         The step's table is materialised for a preview; nothing is recorded in
-        the store. Raises the step's ``EtlError`` if it fails.
+        the store, unless this is part of an outer recorded run (``etl-nb run``).
+        Raises the step's ``EtlError`` if it fails.
         """
         dag = self.dag()
         if node not in dag.nodes:
@@ -345,8 +289,9 @@ class Pipeline:
         values = {**self.spec.parameters, **(params or {})}
         runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
         outcome = runner.run([node], values, materialize="all")
-        if os.environ.get(RUN_ID_ENV):
-            self.store.record_steps(os.environ[RUN_ID_ENV], _records(outcome.steps))
+        outer = RunRecorder.outer(lambda: self.store)
+        if outer is not None:
+            outer.record(outcome.steps)
         if outcome.error is not None:
             raise outcome.error
         return outcome.steps[0]
@@ -384,15 +329,7 @@ class Pipeline:
             if node not in dag.nodes:
                 raise PipelineError(f"There is no step '{node}' to run.", step=node)
             chosen.add(node)
-        for name in [*(only or []), *([from_step] if from_step else [])]:
-            if name not in tables:
-                raise PipelineError(f"There is no step '{name}' to run.", step=name)
-        if from_step:
-            chosen |= dag.descendants([from_step])
-        for name in only or []:
-            chosen.add(name)
-            chosen |= {n for n in dag.downstream(name) if isinstance(dag.nodes[n], CheckStep | LoadStep)}
-            chosen |= {n for n in dag.nodes if isinstance(s := dag.nodes[n], LoadStep) and s.step == name}
+        chosen |= dag.select(only, from_step)
         for node in chosen:
             for upstream in dag.upstream(node):
                 if upstream not in chosen and upstream in tables and not self.session.has(upstream):
@@ -402,27 +339,3 @@ class Pipeline:
                         step=node,
                     )
         return [n for n in dag.nodes if n in chosen]
-
-
-def new_run_id() -> str:
-    # Sortable by time, unique without coordination.
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def _validated(model: type[Any], **fields: Any) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        name = fields.get("name") or fields.get("step")
-        raise SpecError(
-            f"In {model.__name__} '{name}'{f', {where!r}' if where else ''}: {message}.", step=name
-        ) from None
-
-
-def _records(steps: list[StepOutcome]) -> list[StepRecord]:
-    return [StepRecord(s.step, s.kind, s.status, s.rows, s.seconds, s.error, s.detail) for s in steps]

@@ -11,7 +11,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,8 @@ from etl_nb.errors import SpecError, did_you_mean
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PARAMETER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 ANY_PARAMETER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+_Built = TypeVar("_Built", bound=BaseModel)
 
 LoadMode = Literal["append", "replace", "merge"]
 FileFormat = Literal["csv", "parquet", "json", "ndjson"]
@@ -348,7 +350,7 @@ def parse_cell(line: str, body: str | None = None, *, cell: int | None = None) -
     try:
         return _BUILDERS[verb_name](positional, options, (body or "").strip("\n"), cell)
     except ValidationError as exc:
-        raise SpecError(_validation_message(verb_name, name, exc), step=name, cell=cell) from None
+        raise invalid(verb_name, name, exc, cell=cell) from None
 
 
 def _split_words(
@@ -668,11 +670,23 @@ _BUILDERS: dict[str, Callable[[dict[str, str], dict[str, Any], str, int | None],
 }
 
 
-def _validation_message(verb: str, name: str | None, exc: ValidationError) -> str:
+def invalid(verb: str, name: str | None, exc: ValidationError, *, cell: int | None = None) -> SpecError:
+    """The ``SpecError`` a user reads for pydantic's ``exc`` about ``verb`` ``name``: its first problem.
+
+    ``verb`` is the grammar's verb (``extract``) or the model (``ExtractStep``)
+    for the Python API.
+    """
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     subject = f"{verb} '{name}'" if name else verb
-    if where:
-        return f"In {subject}, '{where}': {message}."
-    return f"In {subject}: {message}."
+    text = f"In {subject}, '{where}': {message}." if where else f"In {subject}: {message}."
+    return SpecError(text, step=name, cell=cell)
+
+
+def validated(model: type[_Built], **fields: Any) -> _Built:
+    """``model(**fields)``, with a pydantic error turned into the ``SpecError`` a user reads."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise invalid(model.__name__, fields.get("name") or fields.get("step"), exc) from None

@@ -6,6 +6,10 @@ can read the data itself, into a DuckDB relation that the engine fuses with
 later steps). As a sink it writes a step's output in two phases: ``write``
 stages everything, and the returned ``PendingWrite`` either ``commit``s it
 into the target at once or ``abort``s it, so a failed run changes nothing.
+
+Every hook the engine calls, and every capability it asks about, is declared
+here with its default; ``docs/connectors.md`` ("Write a connector") walks
+through them with an example.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 import duckdb
 import pyarrow as pa
 
+from etl_nb._secrets import resolve
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec, ExtractStep, LoadStep
 
@@ -86,10 +91,29 @@ class Connector(ABC):
 
     kind: ClassVar[str]
 
+    scans_rows_once: ClassVar[bool] = False
+    """Whether ``write`` reads the step's rows in a single pass (one ``batches()`` or one query).
+
+    The engine asks this before a run: an extract whose source hands Arrow
+    batches, read only by a load into such a sink (possibly through SQL
+    transforms), is streamed straight from the source into the sink and never
+    stored. Such a stream cannot be replayed, so the load is tried once. Leave
+    it False if ``write`` may read the rows twice (to check merge keys first, say).
+    """
+
     def __init__(self, spec: ConnectionSpec, context: ConnectorContext) -> None:
         self.spec = spec
         self.context = context
         self._warnings: dict[str, list[str]] = {}
+
+    def resolved(self, text: str) -> str:
+        """``text`` (the URL, an option) with each ``${VAR}`` replaced, from the environment or ``.env``.
+
+        Call it in ``open``, never earlier, and keep the result off the spec: the
+        value is remembered so that it is masked in every message and log line.
+        An unset variable raises ``MissingSecret``, naming this connection.
+        """
+        return resolve(text, self.context.env_file, connection=self.spec.name)
 
     def warn(self, step: str, message: str) -> None:
         """Note something the user should know about a step that is not an error (data left out, say).

@@ -18,7 +18,6 @@ from typing import Any
 
 import duckdb
 
-from etl_nb._secrets import resolve
 from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import ExtractStep, LoadStep
@@ -66,7 +65,7 @@ class FilesConnector(Connector):
 
     def open(self) -> None:
         """Resolve the folder (``${VAR}`` allowed) against the pipeline's base folder."""
-        folder = resolve(self.spec.url, self.context.env_file, connection=self.spec.name)
+        folder = self.resolved(self.spec.url)
         self.folder = (self.context.base_dir / Path(folder).expanduser()).resolve()
 
     # --- reading -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import heapq
 import json
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from inspect import signature
@@ -92,6 +93,37 @@ class Dag:
                 seen.add(node)
                 stack.extend(self.downstream(node))
         return seen
+
+    def ancestors(self, nodes: Iterable[str]) -> set[str]:
+        """Everything ``nodes`` read, directly or not (``nodes`` themselves only if read by another)."""
+        found: set[str] = set()
+        stack = list(nodes)
+        while stack:
+            for upstream in self.upstream(stack.pop()):
+                if upstream not in found:
+                    found.add(upstream)
+                    stack.append(upstream)
+        return found
+
+    def select(self, only: Iterable[str] | None = None, from_step: str | None = None) -> set[str]:
+        """The steps ``--only A,B`` and ``--from A`` name (``%etl run``, ``Pipeline.run``).
+
+        Each ``only`` step comes with its checks and loads; ``from_step`` with
+        everything after it. A name that is no step making a table is a
+        ``PipelineError``. What the chosen steps read is not added: callers
+        decide whether it must have run already or runs too.
+        """
+        only = list(only or [])
+        tables = {n for n, s in self.nodes.items() if isinstance(s, ExtractStep | TransformStep)}
+        for name in [*only, *([from_step] if from_step else [])]:
+            if name not in tables:
+                raise PipelineError(f"There is no step '{name}' to run.", step=name)
+        chosen = self.descendants([from_step]) if from_step else set()
+        for name in only:
+            chosen.add(name)
+            chosen |= {n for n in self.downstream(name) if isinstance(self.nodes[n], CheckStep | LoadStep)}
+            chosen |= {n for n, s in self.nodes.items() if isinstance(s, LoadStep) and s.step == name}
+        return chosen
 
     def mermaid(self, marks: dict[str, str] | None = None) -> str:
         """The graph as Mermaid ``flowchart`` text; ``marks`` adds a class per node (failed, stale)."""

@@ -33,6 +33,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.display import display as _ipython_display
 
 from etl_nb._masking import redact
+from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
@@ -49,6 +50,7 @@ from etl_nb.spec import (
     parse_cell,
     step_id,
 )
+from etl_nb.store import outer_run_id
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -126,20 +128,17 @@ def _plain(value: Any) -> bool:
     return False
 
 
-_SQL_CONTEXT = re.compile(r"\n*LINE (\d+): (.*)\n( *)(\^+)\s*$", re.DOTALL)
-
-
 def _short_sql_error(message: str, step: Step | None) -> str:
     """DuckDB's multi-line error as one line, with the position in the cell's own SQL."""
-    match = _SQL_CONTEXT.search(message)
-    if match is None or not isinstance(step, TransformStep) or step.sql is None:
+    position = error_position(message)
+    if position is None or not isinstance(step, TransformStep) or step.sql is None:
         return " ".join(line.strip() for line in message.splitlines() if line.strip())
     from etl_nb.engine.dag import bindable_sql
 
-    head = message[: match.start()]
-    line_no = int(match.group(1))
-    context = match.group(2)
-    caret = len(match.group(3)) - len(f"LINE {line_no}: ")
+    head = position.head
+    line_no = position.line
+    context = position.excerpt
+    caret = position.caret
     lines = bindable_sql(step.sql).split("\n")
     where = ""
     if 0 < line_no <= len(lines):
@@ -378,18 +377,11 @@ class NotebookSession:
 
     def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:
         """In a recorded run: the steps still to run (of ``only``/``from_step`` and what they need)."""
-        wanted: set[str] = set()
         if only is None and from_step is None:
             wanted = set(dag.nodes)
         else:
-            for name in [*(only or []), *([from_step] if from_step else [])]:
-                if name not in self.pipeline.spec.tables():
-                    raise PipelineError(f"There is no step '{name}' to run.", step=name)
-            if from_step:
-                wanted |= dag.descendants([from_step])
-            for name in only or []:
-                wanted |= {name, *(n for n in dag.downstream(name) if dag.nodes[n].verb in ("check", "load"))}
-            wanted |= _ancestors(dag, wanted)
+            wanted = dag.select(only, from_step)
+            wanted |= dag.ancestors(wanted)
         return [n for n in dag.order() if n in wanted and n not in self.recorded]
 
     def cmd_dag(self, command: Command) -> None:
@@ -499,17 +491,6 @@ class NotebookSession:
         print(f"exported the saved {source.name} to {written}")
 
 
-def _ancestors(dag: Dag, nodes: set[str]) -> set[str]:
-    found: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        for upstream in dag.upstream(stack.pop()):
-            if upstream not in found:
-                found.add(upstream)
-                stack.append(upstream)
-    return found
-
-
 def _label(step: Step) -> str:
     if isinstance(step, CheckStep):
         return f"check {step.step}"
@@ -579,9 +560,7 @@ _DEFERRED = "declared; this recorded run runs the pipeline at %etl run or at the
 
 def _recorded_run() -> str | None:
     """The run id when ``etl-nb run`` executes this notebook, else None (interactive)."""
-    from etl_nb.pipeline import RUN_ID_ENV
-
-    return os.environ.get(RUN_ID_ENV) or None
+    return outer_run_id()
 
 
 def finish_recorded_run() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from etl_nb.notebook.preview import Bundle, rows_text, seconds
 
 if TYPE_CHECKING:
-    from etl_nb.engine.runner import StepOutcome
+    from etl_nb.results import StepResult
 
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -65,7 +65,7 @@ class RunProgress:
         self.current = step
         self._update()
 
-    def step_finished(self, outcome: StepOutcome) -> None:
+    def step_finished(self, outcome: StepResult) -> None:
         """A step ended: count it, add its rows, remember a failure."""
         self.done += 1
         if outcome.kind != "load" and outcome.rows:

@@ -1,7 +1,8 @@
 """One recorded run of a notebook, executed by papermill.
 
 The run is opened in the store before the kernel starts; the kernel's
-``%%etl`` cells see ``ETL_NB_RUN_ID`` and record each step into that run;
+``%%etl`` cells see ``ETL_NB_RUN_ID`` and record each step into that run
+(``store.RunRecorder``);
 the run is closed here with papermill's verdict, and the executed notebook
 is kept under ``$ETL_NB_HOME/.etl_nb/runs/RUN_ID/`` for inspection.
 """
@@ -19,8 +20,7 @@ from typing import Any
 
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.notebook.reader import pipeline_name, read_notebook
-from etl_nb.pipeline import RUN_ID_ENV, new_run_id
-from etl_nb.store import RunStore, default_store_url
+from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id
 
 NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
 

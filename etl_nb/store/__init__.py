@@ -4,8 +4,20 @@ A SQLite file under ``$ETL_NB_HOME/.etl_nb/`` by default; any SQLAlchemy URL
 (PostgreSQL for teams) through ``ETL_NB_STORE_URL``. Every write is one
 short transaction, and SQLite runs in WAL mode, so two runs at once (two
 processes, or two threads) record side by side without corrupting it.
+``RunRecorder`` is how a pipeline run writes into it.
 """
 
-from etl_nb.store.runs import RunRecord, RunStore, StepRecord, default_store_url
+from etl_nb.results import StepResult
+from etl_nb.store.recorder import RUN_ID_ENV, RunRecorder, new_run_id, outer_run_id
+from etl_nb.store.runs import RunRecord, RunStore, default_store_url
 
-__all__ = ["RunRecord", "RunStore", "StepRecord", "default_store_url"]
+__all__ = [
+    "RUN_ID_ENV",
+    "RunRecord",
+    "RunRecorder",
+    "RunStore",
+    "StepResult",
+    "default_store_url",
+    "new_run_id",
+    "outer_run_id",
+]

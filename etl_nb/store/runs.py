@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from etl_nb._masking import redact
 from etl_nb.errors import EtlError
+from etl_nb.results import StepResult, StepStatus, run_status
 from etl_nb.store.schema import incremental_state, metadata, runs, step_runs
 
 
@@ -35,19 +36,6 @@ def now() -> dt.datetime:
 
 
 @dataclass(frozen=True)
-class StepRecord:
-    """One step of a recorded run."""
-
-    step: str
-    kind: str
-    status: str
-    rows: int | None
-    seconds: float | None
-    error: str | None = None
-    detail: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
 class RunRecord:
     """One recorded run and its steps."""
 
@@ -63,7 +51,7 @@ class RunRecord:
     notebook: str | None = None
     output_notebook: str | None = None
     trigger: str = "manual"
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601)."""
@@ -197,7 +185,7 @@ class RunStore:
         self,
         run_id: str,
         status: str,
-        steps: list[StepRecord] | None,
+        steps: list[StepResult] | None,
         *,
         error: str | None = None,
         output_notebook: str | None = None,
@@ -205,8 +193,9 @@ class RunStore:
         """Record a run's end, in one transaction.
 
         ``steps`` replaces the run's step records; None keeps the ones
-        recorded as they ran (``record_steps``), and a failed one among them
-        makes the run failed whatever ``status`` says.
+        recorded as they ran (``record_steps``). The status recorded is
+        ``run_status`` of those steps: a failed one makes the run failed
+        whatever ``status`` says.
         """
         finished = now()
         with self.engine.begin() as conn:
@@ -216,15 +205,12 @@ class RunStore:
             if steps is not None:
                 conn.execute(step_runs.delete().where(step_runs.c.run_id == run_id))
                 self._insert_steps(conn, run_id, steps, first_position=0)
-            recorded = conn.execute(
-                select(step_runs.c.kind, step_runs.c.status, step_runs.c.rows).where(
-                    step_runs.c.run_id == run_id
-                )
-            ).all()
-            if any(r.status == "failed" for r in recorded):
-                status = "failed"
+            recorded = [
+                _step_record(row._mapping)
+                for row in conn.execute(select(step_runs).where(step_runs.c.run_id == run_id))
+            ]
             values: dict[str, Any] = {
-                "status": status,
+                "status": run_status(recorded, failed=status == "failed"),
                 "finished_at": finished,
                 "seconds": (finished - started).total_seconds(),
                 "rows": sum(r.rows or 0 for r in recorded if r.kind == "load") or None,
@@ -234,7 +220,7 @@ class RunStore:
                 values["output_notebook"] = output_notebook
             conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
-    def record_steps(self, run_id: str, steps: list[StepRecord]) -> None:
+    def record_steps(self, run_id: str, steps: list[StepResult]) -> None:
         """Add steps to a running run as they finish; a step recorded again replaces its record."""
         if not steps:
             return
@@ -250,7 +236,7 @@ class RunStore:
             self._insert_steps(conn, run_id, steps, first_position=0 if last is None else last + 1)
 
     @staticmethod
-    def _insert_steps(conn: Any, run_id: str, steps: list[StepRecord], first_position: int) -> None:
+    def _insert_steps(conn: Any, run_id: str, steps: list[StepResult], first_position: int) -> None:
         if not steps:
             return
         conn.execute(
@@ -334,7 +320,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _run_record(row: Any, steps: list[StepRecord]) -> RunRecord:
+def _run_record(row: Any, steps: list[StepResult]) -> RunRecord:
     return RunRecord(
         id=row["id"],
         pipeline=row["pipeline"],
@@ -352,13 +338,13 @@ def _run_record(row: Any, steps: list[StepRecord]) -> RunRecord:
     )
 
 
-def _step_record(row: Any) -> StepRecord:
-    return StepRecord(
+def _step_record(row: Any) -> StepResult:
+    return StepResult(
         step=row["step"],
         kind=row["kind"],
-        status=row["status"],
+        status=cast(StepStatus, row["status"]),
         rows=row["rows"],
-        seconds=row["seconds"],
+        seconds=row["seconds"] or 0.0,
         error=row["error"],
         detail=row["detail"],
     )

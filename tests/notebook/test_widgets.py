@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from etl_nb.engine.runner import StepOutcome
 from etl_nb.notebook.widgets import RunProgress
+from etl_nb.results import StepResult
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -32,9 +32,9 @@ def test_progress_shows_a_widget_and_a_text_line_then_the_summary() -> None:
     assert WIDGET in screen.shown[0]
     progress.step_started("orders", 0, 2)
     assert screen.shown[-1]["text/plain"].startswith("etl run demo: 0/2 steps \u00b7 running orders \u00b7 ")
-    progress.step_finished(StepOutcome("orders", "extract", "success", rows=1500))
+    progress.step_finished(StepResult("orders", "extract", "success", rows=1500))
     progress.step_started("load:orders", 1, 2)
-    progress.step_finished(StepOutcome("load:orders", "load", "failed", rows=1500))
+    progress.step_finished(StepResult("load:orders", "load", "failed", rows=1500))
     text = screen.shown[-1]["text/plain"]
     assert text.startswith("etl run demo: 2/2 steps \u00b7 1,500 rows \u00b7 ")
     assert text.endswith(" \u00b7 failed: load:orders")

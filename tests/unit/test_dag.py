@@ -314,3 +314,37 @@ def test_step_kinds_in_the_dag() -> None:
     assert isinstance(nodes["orders"], ExtractStep)
     assert isinstance(nodes["check:orders"], CheckStep)
     assert isinstance(nodes["load:orders:lake:o.parquet"], LoadStep)
+
+
+# --- choosing steps: --only and --from ------------------------------------------------
+
+
+def _chain() -> PipelineSpec:
+    return _spec(
+        *_with_sources("orders"),
+        ("transform paid", "SELECT * FROM orders WHERE amount > 0"),
+        ("check paid", "- not_null: [id]"),
+        ("load paid --to lake --path out/paid.parquet", None),
+        ("transform total", "SELECT sum(amount) AS total FROM paid"),
+    )
+
+
+def test_only_takes_the_step_with_its_checks_and_loads_but_not_what_it_reads() -> None:
+    dag = build_dag(_chain())
+    assert dag.select(only=["paid"]) == {"paid", "check:paid", "load:paid:lake:out/paid.parquet"}
+
+
+def test_from_takes_the_step_and_everything_after_it() -> None:
+    dag = build_dag(_chain())
+    assert dag.select(from_step="paid") == {"paid", "check:paid", "load:paid:lake:out/paid.parquet", "total"}
+
+
+def test_choosing_a_step_that_makes_no_table_says_so() -> None:
+    dag = build_dag(_chain())
+    with pytest.raises(PipelineError, match="There is no step 'paidd' to run"):
+        dag.select(only=["paidd"])
+
+
+def test_ancestors_are_everything_a_step_reads() -> None:
+    dag = build_dag(_chain())
+    assert dag.ancestors({"total"}) == {"paid", "orders"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl_nb.engine.runner import sql_body
+from etl_nb.engine.sqltext import sql_body
 
 
 @pytest.mark.parametrize(

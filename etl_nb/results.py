@@ -1,0 +1,80 @@
+"""What a run did: one ``StepResult`` per step, from the engine through the API to the run store.
+
+The runner fills a ``StepResult`` as each step goes, ``Pipeline.run`` hands
+the same objects back in its ``RunResult``, and the store records and reads
+them. ``run_status`` is the one rule for a run's status.
+
+This module imports nothing else from etl_nb, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StepStatus = Literal["success", "failed", "skipped", "warned"]
+RunStatus = Literal["success", "failed"]
+
+
+@dataclass
+class StepResult:
+    """How one step went.
+
+    ``step`` is its id (``orders``, ``check:orders``, ``load:orders:lake:out.parquet``),
+    ``kind`` its verb; ``rows`` is None when no rows were counted (a step fused
+    into its reader, a check); ``detail`` holds warnings, check failures,
+    retries (``attempts``) and merge counts.
+    """
+
+    step: str
+    kind: str
+    status: StepStatus
+    rows: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def run_status(steps: Iterable[StepResult], *, failed: bool = False) -> RunStatus:
+    """A run's status: ``failed`` if it ended with an error (``failed``) or any step failed."""
+    if failed or any(step.status == "failed" for step in steps):
+        return "failed"
+    return "success"
+
+
+@dataclass
+class RunResult:
+    """What ``Pipeline.run`` did.
+
+    ``status`` is ``"success"`` or ``"failed"``; ``steps`` maps each step id to
+    its ``StepResult`` in run order; ``error`` is the first failure's message.
+    """
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        """Rows written by all loads."""
+        return sum(s.rows or 0 for s in self.steps.values() if s.kind == "load")
+
+    def raise_for_status(self) -> RunResult:
+        """Raise the run's error if it failed; return the result otherwise."""
+        if self.exception is not None:
+            raise self.exception
+        return self
+
+    def __str__(self) -> str:
+        lines = [f"run {self.run_id} of '{self.pipeline}': {self.status} in {self.seconds:.2f}s"]
+        for name, step in self.steps.items():
+            rows = "" if step.rows is None else f"{step.rows:>10,} rows"
+            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+        if self.error:
+            lines.append(self.error)
+        return "\n".join(lines)
