@@ -1,8 +1,10 @@
 """An ``.ipynb`` file → its pipeline, without a kernel.
 
 ``read_notebook(path)`` finds every ``%%etl`` cell and every ``%etl`` line in
-the notebook's code cells, parses each with the same ``parse_cell`` the
-magics use, and returns a ``NotebookPipeline``:
+the notebook's code cells (read once each, by ``etl_nb.notebook.cells``, as the
+magics' kernel reads them), parses each with the same ``parse_cell`` the
+magics use, adds the steps of Python API calls as ``etl-nb export`` writes
+them (``etl_nb.notebook.api_reader``), and returns a ``NotebookPipeline``:
 
 - ``spec``: a ``PipelineSpec`` named after the file stem, with the steps in
   notebook order and the parameters cell's literal defaults;
@@ -19,8 +21,8 @@ Cell numbers: ``index`` and ``Problem.cell`` are positions in ``nb.cells``
 N = index + 1. Statements carry the same 0-based index in their ``cell`` field.
 
 Nothing here runs notebook code. ``{var}`` and ``$var`` in ``%etl`` lines are
-expanded only from literal assignments (the parameters cell and plain
-``name = "literal"`` lines above); anything else is reported as a problem.
+expanded (``cells.expand``) only from literal assignments (the parameters cell
+and ``name = "literal"`` lines above); anything else is reported as a problem.
 """
 
 from __future__ import annotations

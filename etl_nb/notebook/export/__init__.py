@@ -116,7 +116,7 @@ def render_notebook(nb: Any, *, name: str, base_dir: str = ".") -> Any:
 
     ``base_dir`` is the source notebook's folder relative to the new one's.
     """
-    import nbformat
+    import nbformat  # on first use, as in export_notebook
 
     v4: Any = nbformat.v4  # untyped
     plan = Planner(nb, name, script=False, base_dir=base_dir).plan()

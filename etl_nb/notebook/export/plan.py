@@ -83,10 +83,6 @@ class Planner:
         self.parser = _free_name(("parser", "cli_parser", "etl_parser"), used)
         self.args = _free_name(("args", "cli_args", "etl_args"), used)
         statements = [f.statement for f in self._all_found()]
-        params: list[str] = []
-        for statement in statements:
-            if isinstance(statement, ExtractStep | TransformStep):
-                params += [n for n in statement.parameters if n not in params]
         self.emitter = Emitter(
             name=name,
             p=self.p,
@@ -95,7 +91,7 @@ class Planner:
             tables={s.name for s in statements if isinstance(s, ExtractStep | TransformStep)},
             literals=self.literals,
             defined=set(self.literals) | set(self.parameters.names) | assigned,
-            statement_params=params,
+            statement_params=_run_parameters(statements),
         )
 
     # --- reading --------------------------------------------------------------------------
@@ -306,6 +302,15 @@ def _culprit(spec: PipelineSpec, error: EtlError) -> int | None:
         return offender.cell
     related = [s for s in spec.steps if error.step in (getattr(s, "name", None), getattr(s, "step", None))]
     return related[0].cell if related else None
+
+
+def _run_parameters(statements: list[Statement]) -> list[str]:
+    """The ``{{ name }}`` parameters the extracts and transforms use, in order: ``p.run(params=...)``."""
+    names: list[str] = []
+    for statement in statements:
+        if isinstance(statement, ExtractStep | TransformStep):
+            names += [n for n in statement.parameters if n not in names]
+    return names
 
 
 def _free_name(choices: tuple[str, ...], taken: set[str]) -> str:
