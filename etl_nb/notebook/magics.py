@@ -35,6 +35,7 @@ from IPython.display import display as _ipython_display
 from etl_nb._masking import redact
 from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
+from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
 from etl_nb.spec import (
@@ -65,8 +66,6 @@ display: Callable[..., Any] = _ipython_display
 
 DEFAULT_PREVIEW_ROWS = 10
 DEFAULT_RUNS = 10
-_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PLACEHOLDER = re.compile("\x00([A-Za-z_][A-Za-z0-9_]*)\x00")
 # Values a Python transform may receive from the notebook namespace: data, not modules or objects.
 _PLAIN = (str, int, float, bool, type(None), dt.date, dt.datetime, dt.time, dt.timedelta, decimal.Decimal)
 
@@ -538,21 +537,36 @@ class EtlMagics(Magics):
         session.execute(self._expand(line), cell)
 
     def _expand(self, line: str) -> str:
-        """Expand ``{var}`` and ``$var`` from the notebook as IPython does, keeping ``${SECRET}`` as is."""
+        """Expand ``{expr}`` and ``$name`` from the notebook as IPython does, keeping ``${SECRET}`` as is.
+
+        As in IPython, a line with a field that does not evaluate runs as written.
+        """
+        if "$" not in line and "{" not in line:
+            return line  # most lines: no copy of the namespace
+        namespace = self._namespace()
+
+        def evaluate(expression: str) -> str | None:
+            try:
+                return format(eval(expression, namespace))  # what IPython's var_expand evaluates
+            except Exception:
+                return None
+
+        try:
+            return expand(line, evaluate)
+        except NotExpandable:
+            return line
+
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's names, and the locals of the user's frame when a function runs the magic."""
         shell = self.shell
         assert shell is not None
-        if "$" not in line and "{" not in line:
-            return line
-        protected = _SECRET_REF.sub(lambda m: f"\x00{m.group(1)}\x00", line)
-        # var_expand reads locals `depth` frames up: find the user's frame (its globals are the notebook's).
-        depth, frame = 0, sys._getframe(0)
+        namespace = dict(shell.user_ns)
+        frame = sys._getframe(0)
         while frame is not None and frame.f_globals is not shell.user_global_ns:
-            frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
-        if frame is None:
-            depth = 10_000  # no user frame (called from library code): the namespace alone
-        var_expand: Callable[..., str] = shell.var_expand
-        expanded = var_expand(protected, depth=depth)
-        return _PLACEHOLDER.sub(lambda m: "${" + m.group(1) + "}", expanded)
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None:  # none: called from library code, the namespace alone
+            namespace.update(frame.f_locals)
+        return namespace
 
 
 _DEFERRED = "declared; this recorded run runs the pipeline at %etl run or at the end of the notebook"

@@ -1,8 +1,10 @@
 """An ``.ipynb`` file → its pipeline, without a kernel.
 
 ``read_notebook(path)`` finds every ``%%etl`` cell and every ``%etl`` line in
-the notebook's code cells, parses each with the same ``parse_cell`` the
-magics use, and returns a ``NotebookPipeline``:
+the notebook's code cells (read once each, by ``etl_nb.notebook.cells``, as the
+magics' kernel reads them), parses each with the same ``parse_cell`` the
+magics use, adds the steps of Python API calls as ``etl-nb export`` writes
+them (``etl_nb.notebook.api_reader``), and returns a ``NotebookPipeline``:
 
 - ``spec``: a ``PipelineSpec`` named after the file stem, with the steps in
   notebook order and the parameters cell's literal defaults;
@@ -19,40 +21,42 @@ Cell numbers: ``index`` and ``Problem.cell`` are positions in ``nb.cells``
 N = index + 1. Statements carry the same 0-based index in their ``cell`` field.
 
 Nothing here runs notebook code. ``{var}`` and ``$var`` in ``%etl`` lines are
-expanded only from literal assignments (the parameters cell and plain
-``name = "literal"`` lines above); anything else is reported as a problem.
+expanded (``cells.expand``) only from literal assignments (the parameters cell
+and ``name = "literal"`` lines above); anything else is reported as a problem.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.errors import EtlError, SpecError
+from etl_nb.notebook.api_reader import api_statements
+from etl_nb.notebook.cells import (
+    CodeCell,
+    NotExpandable,
+    code_cells,
+    expand,
+    literal_assignments,
+    read_parameters,
+)
+from etl_nb.pipeline import Pipeline
 from etl_nb.spec import Command, ConnectionSpec, PipelineSpec, Statement, Step, parse_cell, step_id
-
-if TYPE_CHECKING:
-    from etl_nb.engine.dag import Dag
-    from etl_nb.pipeline import Pipeline
 
 __all__ = [
     "EtlCell",
     "NotebookPipeline",
     "Problem",
-    "etl_magics",
+    "offending_step",
     "pipeline_name",
     "read_notebook",
     "read_notebook_node",
 ]
-
-_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_EXPANSION = re.compile(r"\{\{|\}\}|\$\$|\{([^{}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-_MAGIC_CALLS = {"run_line_magic", "run_cell_magic"}
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,6 @@ class NotebookPipeline:
 
     def dag(self) -> Dag:
         """The graph of the steps that were kept (it always builds)."""
-        from etl_nb.engine.dag import build_dag
-
         return build_dag(self.spec)
 
     @property
@@ -128,8 +130,6 @@ class NotebookPipeline:
 
     def pipeline(self, **options: Any) -> Pipeline:
         """A ``Pipeline`` running this spec, with paths relative to the notebook's folder."""
-        from etl_nb.pipeline import Pipeline
-
         if self.path is not None:
             options.setdefault("base_dir", self.path.parent)
         return Pipeline.from_spec(self.spec.model_copy(deep=True), **options)
@@ -150,7 +150,7 @@ def read_notebook(path: str | os.PathLike[str]) -> NotebookPipeline:
     Raises ``SpecError`` only when the file is not a readable notebook; a bad
     cell is a ``Problem`` in the result instead.
     """
-    import nbformat
+    import nbformat  # on first use: the JSON-schema validation it loads is slow to import
 
     path = Path(path)
     try:
@@ -166,155 +166,38 @@ def read_notebook(path: str | os.PathLike[str]) -> NotebookPipeline:
 def read_notebook_node(nb: Any, name: str) -> NotebookPipeline:
     """Like ``read_notebook`` for a notebook already in memory (an ``nbformat`` node or dict)."""
     result = NotebookPipeline(path=None, spec=PipelineSpec(name=name))
+    cells = list(code_cells(nb))
+    parameters = read_parameters(cells)
+    result.parameters_cell = parameters.cell
+    result.parameters, result.parameter_names = parameters.values, parameters.names
+    result.spec.parameters = dict(parameters.values)
+    if parameters.problem is not None:
+        result.problems.append(Problem(parameters.cell, parameters.problem))
     literals: dict[str, Any] = {}
     api_state: dict[str, Any] = {}
-    for index, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code":
-            continue
-        source = _source(cell)
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags:
-            continue  # papermill's output, not the notebook's own declaration
-        if "parameters" in tags and result.parameters_cell is None:
-            result.parameters_cell = index
-            _read_parameters(source, index, result)
-            literals.update(result.parameters)
-        try:
-            code, magics = etl_magics(source)
-        except SyntaxError:
+    for cell in cells:
+        if cell.index == parameters.cell:
+            literals.update(parameters.values)
+        if cell.code is None:
             continue  # not Python and no %etl line we could find
-        for line, body in magics:
-            result.cells.append(_parse(index, line, body, literals, result))
-        result.cells.extend(_api_cells(index, code, source, literals, api_state, result))
-        literals.update(_literal_assignments(code))
+        for line, body in cell.magics:
+            result.cells.append(_parse(cell.index, line, body, literals, result))
+        result.cells.extend(_api_cells(cell, literals, api_state, result))
+        literals.update(literal_assignments(cell.code))
     _build_spec(result)
     result.problems.sort(key=lambda p: (p.cell is None, p.cell or 0))
     return result
 
 
-def _source(cell: Any) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def etl_magics(source: str) -> tuple[ast.Module, list[tuple[str, str | None]]]:
-    """The ``%etl`` lines and ``%%etl`` cell of one code cell's source, as ``(line, body)`` pairs.
-
-    Uses IPython's own input transformer, so continuation lines, indentation
-    and strings that merely contain ``%etl`` are read as IPython reads them.
-    ``body`` is None for a line magic. Raises ``SyntaxError`` if the cell is
-    not Python once its magics are transformed.
-    """
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    make: Callable[[], Any] = TransformerManager
-    manager = make()
-    code = ast.parse(manager.transform_cell(source))
-    found: list[tuple[int, int, str, str | None]] = []
-    for node in ast.walk(code):
-        if not (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _MAGIC_CALLS
-            and node.args
-            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
-        ):
-            continue
-        args = [str(a.value) for a in node.args if isinstance(a, ast.Constant)]
-        if args[0] != "etl":
-            continue
-        line = args[1] if len(args) > 1 else ""
-        body = args[2] if node.func.attr == "run_cell_magic" and len(args) > 2 else None
-        found.append((node.lineno, node.col_offset, line, body))
-    found.sort()
-    return code, [(line, body) for _, _, line, body in found]
-
-
-def _read_parameters(source: str, index: int, result: NotebookPipeline) -> None:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        result.problems.append(
-            Problem(index, f"the parameters cell is not plain Python (line {exc.lineno}: {exc.msg}).")
-        )
-        return
-    for name, value in _assignments(tree):
-        if name not in result.parameter_names:
-            result.parameter_names.append(name)
-        if value is not _NOT_LITERAL:
-            result.parameters[name] = value
-    result.spec.parameters = dict(result.parameters)
-
-
-_NOT_LITERAL = object()
-
-
-def _assignments(tree: ast.Module) -> list[tuple[str, Any]]:
-    """Top-level ``name = value`` pairs; values that are not literals become ``_NOT_LITERAL``."""
-    found: list[tuple[str, Any]] = []
-    for node in tree.body:
-        pairs: list[tuple[ast.expr, ast.expr | None]] = []
-        if isinstance(node, ast.Assign):
-            pairs = [(target, node.value) for target in node.targets]
-        elif isinstance(node, ast.AnnAssign):
-            pairs = [(node.target, node.value)]
-        for target, value in pairs:
-            if isinstance(target, ast.Name):
-                found.append((target.id, _literal(value)))
-            elif isinstance(target, ast.Tuple | ast.List):
-                values: list[ast.expr | None]
-                if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts):
-                    values = list(value.elts)
-                else:
-                    values = [None] * len(target.elts)
-                found.extend(
-                    (t.id, _literal(v))
-                    for t, v in zip(target.elts, values, strict=True)
-                    if isinstance(t, ast.Name)
-                )
-    return found
-
-
-def _literal(node: ast.expr | None) -> Any:
-    if node is None:
-        return _NOT_LITERAL
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return _NOT_LITERAL
-
-
-def _literal_assignments(code: ast.Module) -> dict[str, Any]:
-    return {name: value for name, value in _assignments(code) if value is not _NOT_LITERAL}
-
-
-def _expand(line: str, literals: dict[str, Any]) -> str:
-    """IPython's ``{var}``/``$var`` expansion, from literal values only; ``${SECRET}`` stays."""
-
-    def substitute(match: re.Match[str]) -> str:
-        text = match.group(0)
-        if text in ("{{", "}}"):
-            return text[0]
-        if text == "$$":
-            return "$"
-        name = (match.group(1) if match.group(1) is not None else match.group(2)).strip()
-        if name in literals:
-            return str(literals[name])
-        raise KeyError(text)
-
-    protected = _SECRET_REF.sub(lambda m: f"\x00{m.group(1)}\x00", line)
-    expanded = _EXPANSION.sub(substitute, protected)
-    return re.sub("\x00([A-Za-z_][A-Za-z0-9_]*)\x00", lambda m: "${" + m.group(1) + "}", expanded)
-
-
 def _parse(
     index: int, line: str, body: str | None, literals: dict[str, Any], result: NotebookPipeline
 ) -> EtlCell:
+    """One ``%etl`` statement, its ``{var}``/``$var`` fields expanded from literal values only."""
     try:
-        expanded = _expand(line, literals)
-    except KeyError as exc:
+        expanded = expand(line, lambda name: str(literals[name]) if name in literals else None)
+    except NotExpandable as exc:
         message = (
-            f"'%etl {line.strip()}' uses {exc.args[0]}, which the reader cannot know without running the "
+            f"'%etl {line.strip()}' uses {exc.text}, which the reader cannot know without running the "
             "notebook. Use a literal, or a name assigned a literal in the parameters cell."
         )
         result.problems.append(Problem(index, message))
@@ -328,25 +211,15 @@ def _parse(
 
 
 def _api_cells(
-    index: int,
-    code: ast.Module,
-    source: str,
-    literals: dict[str, Any],
-    state: dict[str, Any],
-    result: NotebookPipeline,
+    cell: CodeCell, literals: dict[str, Any], state: dict[str, Any], result: NotebookPipeline
 ) -> list[EtlCell]:
-    """Steps declared through the Python API (``p.extract(...)``), as ``etl-nb export`` writes them.
-
-    The hook that lets an exported notebook read back as the pipeline it came
-    from; the recognising lives with the export, in ``etl_nb.notebook.export``.
-    """
-    from etl_nb.notebook.export import api_statements
-
+    """Steps declared through the Python API (``p.extract(...)``), as ``etl-nb export`` writes them."""
+    assert cell.code is not None
     cells: list[EtlCell] = []
-    for text, statement, error in api_statements(code, source, index, literals, state):
+    for text, statement, error in api_statements(cell.code, cell.source, cell.index, literals, state):
         if error is not None:
-            result.problems.append(Problem(index, error))
-        cells.append(EtlCell(index, text, None, statement=statement, error=error))
+            result.problems.append(Problem(cell.index, error))
+        cells.append(EtlCell(cell.index, text, None, statement=statement, error=error))
     return cells
 
 
@@ -377,8 +250,6 @@ def _build_spec(result: NotebookPipeline) -> None:
 
 def _drop_invalid_steps(result: NotebookPipeline) -> None:
     """Leave out steps the graph cannot take (unknown table or connection), one at a time."""
-    from etl_nb.engine.dag import build_dag
-
     spec = result.spec
     for _ in range(len(spec.steps) + 1):
         try:
@@ -395,8 +266,6 @@ def _drop_invalid_steps(result: NotebookPipeline) -> None:
 
 def offending_step(spec: PipelineSpec, error: EtlError) -> Step | None:
     """The step whose removal makes ``error`` go away: leaves (loads, checks) are tried first."""
-    from etl_nb.engine.dag import build_dag
-
     related = [
         s
         for s in spec.steps

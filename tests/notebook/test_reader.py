@@ -8,7 +8,8 @@ import pytest
 from nbtools import write_notebook
 
 from etl_nb.errors import SpecError
-from etl_nb.notebook.reader import etl_magics, pipeline_name, read_notebook
+from etl_nb.notebook.cells import etl_magics
+from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.spec import Command, ExtractStep, TransformStep
 
 GOOD = [
