@@ -105,7 +105,7 @@ class PostgresConnector(SqlConnector):
         """The query's rows through ADBC (binary COPY, parsed into Arrow in C)."""
         params = self._typed_params(step, sql, [values[n] for n in names]) if names else None
         conn = self._adbc(step, "the extract")
-        with self.closing(conn.close, "the extract", step):
+        with self.db_errors("the extract", step, on_error=conn.close):
             cursor = conn.cursor()
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": _READ_BATCH_BYTES})
             cursor.execute(sql, params)

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -136,19 +136,21 @@ class SqlConnection(Connector):
 
     @contextmanager
     def db_errors(
-        self, doing: str, step: str | None = None, *, table: str | None = None, final: bool = False
+        self,
+        doing: str,
+        step: str | None = None,
+        *,
+        table: str | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> Iterator[None]:
-        """Driver errors inside the block raised as the ``ConnectorError`` that explains them."""
-        with db_errors(self.doing(doing, step, table), final=final):
+        """Driver errors inside the block raised as the ``ConnectorError`` that explains them.
+
+        ``on_error`` runs first when the block fails (close a connection, drop a staging table).
+        """
+        with db_errors(self.doing(doing, step, table), on_error=on_error):
             yield
 
     def connect(self, doing: str, step: str | None = None) -> Connection:
         """A connection from the engine's pool (closed by the caller)."""
         with self.db_errors(doing, step):
             return self.engine.connect()
-
-    def closing(
-        self, close: Callable[[], None], doing: str, step: str | None = None
-    ) -> AbstractContextManager[None]:
-        """``db_errors`` that also calls ``close`` when the block fails."""
-        return db_errors(self.doing(doing, step), on_error=close)

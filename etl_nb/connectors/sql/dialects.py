@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import sqlalchemy as sa
+from duckdb.sqltypes import DuckDBPyType
 from sqlalchemy.dialects import mysql as sa_mysql
 from sqlalchemy.dialects import postgresql as sa_pg
 from sqlalchemy.engine import Connection, Engine
@@ -104,13 +105,21 @@ class Dialect:
         """``schema.table`` quoted for this database."""
         return (f"{self.quote_schema(schema)}." if schema else "") + self.quote(table)
 
+    def target(self, shape: LoadShape) -> str:
+        """The load's target table, quoted."""
+        return self.qualified(shape.schema, shape.table)
+
+    def stage(self, shape: LoadShape) -> str:
+        """The load's staging table, quoted."""
+        return self.qualified(shape.schema, shape.staging)
+
     def compile_type(self, sa_type: SaType) -> str:
         """A column type as this database writes it in DDL."""
         return str(sa_type.compile(dialect=self.sa_dialect))
 
     # --- column types --------------------------------------------------------------
 
-    def plan_column(self, name: str, dtype: Any, *, key: bool = False) -> ColumnPlan:
+    def plan_column(self, name: str, dtype: DuckDBPyType, *, key: bool = False) -> ColumnPlan:
         """The plan for column ``name`` of DuckDB type ``dtype`` going into this database."""
         column = StepColumn(name, dtype, key)
         simple = SIMPLE_TYPES.get(column.kind)
@@ -249,40 +258,37 @@ class Dialect:
         """The statements that make the staged rows of ``shape`` visible in its target."""
         if not shape.exists or shape.mode == "replace":
             return self.replace(shape)
-        target = self.qualified(shape.schema, shape.table)
+        target = self.target(shape)
         adds = [
             f"ALTER TABLE {target} ADD COLUMN {self.quote(p.name)} {self.compile_type(p.stage)}"
             for p in shape.added
         ]
         rows = self.merge(shape) if shape.mode == "merge" else [self.append(shape)]
-        stage = self.qualified(shape.schema, shape.staging)
+        stage = self.stage(shape)
         return CommitPlan(schema_changes=adds, rows=rows, cleanup=[f"DROP TABLE {stage}"])
 
     def replace(self, shape: LoadShape) -> CommitPlan:
         """The staging table becomes the target (dropping the old one)."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         drop = [f"DROP TABLE {target}"] if shape.exists else []
         return CommitPlan(schema_changes=[*drop, f"ALTER TABLE {stage} RENAME TO {self.quote(shape.table)}"])
 
     def append(self, shape: LoadShape) -> str:
         """Insert every staged row."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         return f"INSERT INTO {target} ({self.columns(shape)}) SELECT {self.selected(shape)} FROM {stage} s"
 
     def merge(self, shape: LoadShape) -> list[str]:
         """Update the rows whose key matches and whose values differ, then insert the others."""
-        return (
-            [*self.update_changed(shape), self.insert_new(shape)]
-            if shape.values
-            else [self.insert_new(shape)]
-        )
+        updates = self.update_changed(shape) if shape.values else []
+        return [*updates, self.insert_new(shape)]
 
     def update_changed(self, shape: LoadShape) -> list[str]:
         """Update matched rows whose values changed: correlated subqueries, which any SQL has."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         on_target = " AND ".join(f"{target}.{self.quote(k)} = s.{self.quote(k)}" for k in shape.keys)
         sets = ", ".join(
             f"{self.quote(p.name)} = (SELECT {self.select_expr(p, shape)} FROM {stage} s WHERE {on_target})"
@@ -293,8 +299,8 @@ class Dialect:
 
     def insert_new(self, shape: LoadShape) -> str:
         """Insert the staged rows whose key the target does not have."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         return (
             f"INSERT INTO {target} ({self.columns(shape)}) SELECT {self.selected(shape)} FROM {stage} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {self.key_match(shape)})"
@@ -359,8 +365,8 @@ class _UpdateFromDialect(Dialect):
 
     def update_changed(self, shape: LoadShape) -> list[str]:
         """One join of the target with the staged rows, updating the rows that changed."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         sets = ", ".join(f"{self.quote(p.name)} = {self.select_expr(p, shape)}" for p in shape.values)
         return [
             f"UPDATE {target} AS t SET {sets} FROM {stage} AS s "
@@ -427,8 +433,8 @@ class PostgresDialect(_UpdateFromDialect):
         1 million changed rows in 5.8-6.2 s instead of 9.4-9.8 s; none changed, 1.9 s either way)."""
         if (self.sa_dialect.server_version_info or (0,)) < (15,):
             return super().merge(shape)
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         update = ""
         if shape.values:
             sets = ", ".join(f"{self.quote(p.name)} = {self.select_expr(p, shape)}" for p in shape.values)
@@ -467,8 +473,8 @@ class MySQLDialect(Dialect):
 
     def replace(self, shape: LoadShape) -> CommitPlan:
         """``RENAME TABLE`` swaps both tables in one statement; the old one is dropped after."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         if not shape.exists:
             return CommitPlan(schema_changes=[f"RENAME TABLE {stage} TO {target}"])
         old = self.qualified(shape.schema, f"{shape.staging}_old")
@@ -484,13 +490,13 @@ class MySQLDialect(Dialect):
         if not added:
             return plan
         drop = ", ".join(f"DROP COLUMN {self.quote(p.name)}" for p in added)
-        undo = [f"ALTER TABLE {self.qualified(shape.schema, shape.table)} {drop}"]
+        undo = [f"ALTER TABLE {self.target(shape)} {drop}"]
         return CommitPlan(plan.schema_changes, plan.rows, plan.cleanup, undo)
 
     def update_changed(self, shape: LoadShape) -> list[str]:
         """``UPDATE ... JOIN``: MySQL's update of one table from another."""
-        target = self.qualified(shape.schema, shape.table)
-        stage = self.qualified(shape.schema, shape.staging)
+        target = self.target(shape)
+        stage = self.stage(shape)
         sets = ", ".join(f"t.{self.quote(p.name)} = {self.select_expr(p, shape)}" for p in shape.values)
         return [
             f"UPDATE {target} t JOIN {stage} s ON {self.key_match(shape)} SET {sets} "

@@ -131,7 +131,9 @@ class SqlLoader(SqlConnection):
             schema, table, staging, load.mode, found.exists, plans, list(load.key), found.columns
         )
         staged = StagedTable(self, load.step, schema, table, staging)
-        with self.closing(lambda: self.drop_staging(staged), "the load", load.step):
+        with self.db_errors(
+            "the load", load.step, table=load.table, on_error=lambda: self.drop_staging(staged)
+        ):
             self._stage(request, shape, staged, found.schema_exists)
             if not found.exists and untyped and staged.rows == 0:
                 # No rows and no types (a first, empty extract from SQLite): a table made now

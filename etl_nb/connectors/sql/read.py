@@ -83,7 +83,7 @@ class SqlReader(SqlConnection):
         """
         params = {n: values[n] for n in names}
         conn = self.connect("the extract", step)
-        with self.closing(conn.close, "the extract", step):
+        with self.db_errors("the extract", step, on_error=conn.close):
             reader = self.dialect.stream(conn, sql, params)
         return self.guarded(reader, step, conn.close)
 
