@@ -13,7 +13,10 @@ checked on the staged rows, in PostgreSQL, so the engine may stream an
 extract straight from its source into the load without storing it in DuckDB.
 
 Everything else (staging, swap, merge, schema evolution, errors) is the SQL
-connector's, run through SQLAlchemy on psycopg 3.
+connector's and its ``PostgresDialect``'s, run through SQLAlchemy on psycopg 3;
+this module only overrides the hooks ``SqlConnector`` declares for the
+transport (``engine_url``, ``create_engine``, ``placeholder``, ``stream``,
+``stage_rows``).
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from etl_nb.connectors.base import ConnectorContext, WriteRequest
-from etl_nb.connectors.sql import BATCH_ROWS, ColumnPlan, SqlConnector
+from etl_nb.connectors.sql import BATCH_ROWS, LoadShape, SqlConnector
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec
+
+# psycopg comes with the postgres extra, as ADBC does: without it the engine cannot be built,
+# which the connection reports as a missing driver package.
+try:
+    from psycopg import pq
+except ImportError:  # pragma: no cover - declared with the postgres extra
+    pq = None  # type: ignore[assignment]
 
 try:
     import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
@@ -55,19 +65,24 @@ class PostgresConnector(SqlConnector):
         super().__init__(spec, context)
         self._open_streams: list[tuple[Any, Any, Any]] = []  # (reader, cursor, connection)
 
-    def _engine_url(self, url: URL) -> URL:
-        url = super()._engine_url(url)
+    # --- opening -------------------------------------------------------------------
+
+    def engine_url(self, url: URL) -> URL:
+        """SQLAlchemy (for DDL and the merge) runs on psycopg 3."""
+        url = super().engine_url(url)
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         return url
 
-    def _create_engine(self, url: URL, connect_args: dict[str, Any]) -> Engine:
+    def create_engine(self, url: URL, connect_args: dict[str, Any]) -> Engine:
+        """The engine, with a connect timeout and the ``schema:`` option as the search path."""
         args = dict(connect_args)
         args.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
         if self.default_schema:
-            args["options"] = f"{args.get('options', '')} -c search_path={self.default_schema},public".strip()
+            path = _search_path(url, self.default_schema)
+            args["options"] = f"{args.get('options', '')} -c search_path={path},public".strip()
         self.libpq_uri = _libpq_uri(url, args)
-        return super()._create_engine(url, args)
+        return super().create_engine(url, args)
 
     def _adbc(self, step: str | None, doing: str) -> Any:
         if adbc is None:
@@ -75,45 +90,31 @@ class PostgresConnector(SqlConnector):
                 "PostgreSQL connections need adbc-driver-postgresql: pip install 'etl_nb[postgres]'.",
                 step=step,
             )
-        try:
+        with self.db_errors(doing, step):
             return adbc.connect(self.libpq_uri)
-        except Exception as exc:
-            raise self._error(exc, doing=doing, step=step) from None
 
     # --- reading -------------------------------------------------------------------
 
-    def _placeholder(self, name: str, position: int) -> str:
+    def placeholder(self, name: str, position: int) -> str:
+        """libpq numbers its parameters: ``$1``, ``$2``, ..."""
         return f"${position}"
 
-    def _stream(
+    def stream(
         self, step: str, sql: str, names: list[str], values: Mapping[str, Any]
     ) -> pa.RecordBatchReader:
+        """The query's rows through ADBC (binary COPY, parsed into Arrow in C)."""
         params = self._typed_params(step, sql, [values[n] for n in names]) if names else None
         conn = self._adbc(step, "the extract")
-        try:
+        with self.db_errors("the extract", step, on_error=conn.close):
             cursor = conn.cursor()
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": _READ_BATCH_BYTES})
             cursor.execute(sql, params)
             reader = cursor.fetch_record_batch()
             schema, fixes = _arrow_schema(reader.schema)
-        except Exception as exc:
-            conn.close()
-            raise self._error(exc, doing="the extract", step=step) from None
         handles = (reader, cursor, conn)
         self._open_streams.append(handles)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                for batch in reader:
-                    yield _fix_batch(batch, schema, fixes)
-            except ConnectorError:
-                raise
-            except Exception as exc:
-                raise self._error(exc, doing="the extract", step=step) from None
-            finally:
-                self._end_stream(handles)
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        fixed = pa.RecordBatchReader.from_batches(schema, (_fix_batch(b, schema, fixes) for b in reader))
+        return self.guarded(fixed, step, lambda: self._end_stream(handles))
 
     def _end_stream(self, handles: tuple[Any, Any, Any]) -> None:
         """Stop a source query and close its connection, whatever state it is in."""
@@ -147,52 +148,32 @@ class PostgresConnector(SqlConnector):
         """
         if not any(isinstance(v, str) for v in values):
             return tuple(values)
-        from psycopg import pq
-
-        with self._connect(step, "the extract") as conn:
+        with self.connect("the extract", step) as conn:
             raw: Any = conn.connection.driver_connection
             try:
-                pgconn = raw.pgconn
-                result = pgconn.prepare(b"", sql.encode(), None)
-                if result.status != pq.ExecStatus.COMMAND_OK:
-                    raise ConnectorError(
-                        f"SQL error in the extract (step '{step}') on connection {self.where()}: "
-                        f"{(result.error_message or b'').decode(errors='replace').strip().splitlines()[0]}. "
-                        "Check the SQL; it runs on the source in its own dialect.",
-                        step=step,
-                    )
-                described = pgconn.describe_prepared(b"")
-                oids = [described.param_type(i) for i in range(described.nparams)]
+                oids = self._parameter_types(raw, step, sql)
             finally:
                 raw.rollback()
-            typed = []
-            for given, oid in zip(values, oids, strict=False):
-                value = given
-                if isinstance(value, str) and oid not in (0, 25, 1043, 19, 705):
-                    loader = raw.adapters.get_loader(oid, pq.Format.TEXT)
-                    if loader is not None:
-                        try:
-                            value = loader(oid, raw).load(value.encode())
-                        except Exception:
-                            raise ConnectorError(
-                                f"Parameter value {value!r} of step '{step}' cannot be read as the type "
-                                "its place in the query needs. Pass a value of that type.",
-                                step=step,
-                            ) from None
-                typed.append(value)
-            return tuple(typed)
+            return tuple(_typed(raw, value, oid, step) for value, oid in zip(values, oids, strict=False))
+
+    def _parameter_types(self, raw: Any, step: str, sql: str) -> list[int]:
+        """The type (oid) PostgreSQL gives each placeholder of ``sql``."""
+        pgconn = raw.pgconn
+        result = pgconn.prepare(b"", sql.encode(), None)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise ConnectorError(
+                f"SQL error in the extract (step '{step}') on connection {self.where()}: "
+                f"{(result.error_message or b'').decode(errors='replace').strip().splitlines()[0]}. "
+                "Check the SQL; it runs on the source in its own dialect.",
+                step=step,
+            )
+        described = pgconn.describe_prepared(b"")
+        return [described.param_type(i) for i in range(described.nparams)]
 
     # --- writing -------------------------------------------------------------------
 
-    def _stage_rows(
-        self,
-        step: str,
-        schema: str | None,
-        staging: str,
-        plans: list[ColumnPlan],
-        request: WriteRequest,
-        wire: str,
-    ) -> int:
+    def stage_rows(self, request: WriteRequest, shape: LoadShape, wire: str) -> int:
+        """The rows through ADBC's bulk ingest (binary COPY from Arrow)."""
         # With lossless conversion DuckDB hands UUID and JSON over as Arrow's uuid and
         # json types, which ADBC writes straight into uuid and jsonb columns.
         con = request.connection
@@ -201,10 +182,12 @@ class PostgresConnector(SqlConnector):
             reader = _plain_booleans(
                 con.sql(f"SELECT {wire} FROM {request.table_sql}").to_arrow_reader(BATCH_ROWS)
             )
-            conn = self._adbc(step, "the load")
+            conn = self._adbc(request.load.step, "the load")
             try:
                 with conn.cursor() as cursor:
-                    rows = cursor.adbc_ingest(staging, reader, mode="append", db_schema_name=schema)
+                    rows = cursor.adbc_ingest(
+                        shape.staging, reader, mode="append", db_schema_name=shape.schema
+                    )
                 conn.commit()
             finally:
                 conn.close()
@@ -213,9 +196,35 @@ class PostgresConnector(SqlConnector):
         if rows is None or rows < 0:  # pragma: no cover - the driver always counts
             # Count what was staged: the step's rows may have been a stream, read once.
             with self.engine.connect() as counting:
-                staged = sa.text(f"SELECT count(*) FROM {self.qualified(schema, staging)}")
+                staged = sa.text(f"SELECT count(*) FROM {self.qualified(shape.schema, shape.staging)}")
                 return int(counting.execute(staged).scalar() or 0)
         return int(rows)
+
+
+_TEXT_OIDS = (0, 25, 1043, 19, 705)  # unknown, text, varchar, name, unknown literal
+
+
+def _typed(raw: Any, value: Any, oid: int, step: str) -> Any:
+    """A text parameter read as the type ``oid`` of its place in the query, as a literal would be."""
+    if not isinstance(value, str) or oid in _TEXT_OIDS:
+        return value
+    loader = raw.adapters.get_loader(oid, pq.Format.TEXT)
+    if loader is None:
+        return value
+    try:
+        return loader(oid, raw).load(value.encode())
+    except Exception:
+        raise ConnectorError(
+            f"Parameter value {value!r} of step '{step}' cannot be read as the type "
+            "its place in the query needs. Pass a value of that type.",
+            step=step,
+        ) from None
+
+
+def _search_path(url: URL, schema: str) -> str:
+    """The ``schema:`` option quoted as PostgreSQL quotes identifiers, escaped for libpq's options."""
+    quoted = str(url.get_dialect()().identifier_preparer.quote_schema(schema))
+    return quoted.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def _plain_booleans(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

@@ -1,0 +1,333 @@
+"""Loads: stage the step's rows beside the target, then make them visible in one commit.
+
+``write`` checks the rows against the target (merge key, column types),
+creates a staging table and fills it (``stage_rows``, a hook PostgreSQL's
+ADBC transport overrides). The returned ``StagedTable`` commits the
+dialect's ``CommitPlan`` (replace, append or merge) or drops the staging
+table on ``abort``. A missing table (and its schema) is created from the
+step's columns; a column added upstream is added to the target.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import duckdb
+import sqlalchemy as sa
+
+from etl_nb._logging import get_logger
+from etl_nb.connectors.base import WriteRequest
+from etl_nb.connectors.sql.connection import SqlConnection
+from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan
+from etl_nb.connectors.sql.errors import db_errors
+from etl_nb.connectors.sql.types import (
+    NULLS_AS,
+    ColumnPlan,
+    LoadShape,
+    SaType,
+    check_types,
+    family_of,
+)
+from etl_nb.engine.sqltext import quote
+from etl_nb.errors import ConnectorError, SpecError
+from etl_nb.spec import LoadStep
+
+log = get_logger(component="connectors.sql")
+
+STAGING_PREFIX = "_etl_nb_stage_"
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+
+
+@dataclass
+class StagedTable:
+    """Rows written to a staging table, waiting to be made visible in the target at once."""
+
+    loader: SqlLoader
+    step: str
+    schema: str | None
+    table: str
+    staging: str
+    rows: int = 0
+    plan: CommitPlan = field(default_factory=CommitPlan)
+    created_schema: bool = False
+    done: bool = False
+
+    def commit(self) -> None:
+        """Run the commit plan in one transaction (where the database allows it)."""
+        if self.done:
+            return
+        self.done = True
+        self.loader.commit_staged(self)
+
+    def abort(self) -> None:
+        """Drop the staging table; the target stays as it was."""
+        if self.done:
+            return
+        self.done = True
+        self.loader.drop_staging(self)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the database says about a load's target before anything is staged."""
+
+    schema_exists: bool
+    exists: bool
+    columns: Mapping[str, SaType]
+
+
+class SqlLoader(SqlConnection):
+    """The loading half of the SQL connector."""
+
+    def check_load(self, load: LoadStep) -> None:
+        """A database load needs ``--table [schema.]name``."""
+        if load.table is None:
+            raise SpecError(
+                f"Load '{load.step}' writes to the database '{self.spec.name}': use --table NAME "
+                "(or --table schema.name), not --path.",
+                step=load.step,
+            )
+        parts = load.table.split(".")
+        if len(parts) > 2 or not all(_TABLE_NAME.match(p) for p in parts):
+            raise SpecError(
+                f"Load '{load.step}': '{load.table}' is not a table name. Write --table name or "
+                "--table schema.name (letters, digits, underscores).",
+                step=load.step,
+            )
+
+    def target(self, load: LoadStep) -> tuple[str | None, str]:
+        """The load's schema (or None for the default) and table name."""
+        assert load.table is not None
+        schema, _, table = load.table.rpartition(".")
+        return (schema or self.default_schema), table
+
+    def qualified(self, schema: str | None, table: str) -> str:
+        """``schema.table`` quoted for this database."""
+        return self.dialect.qualified(schema, table)
+
+    def write(self, request: WriteRequest) -> StagedTable:
+        """Check the rows against the target, stage them; nothing is visible before ``commit``."""
+        load = request.load
+        schema, table = self.target(load)
+        # Binding the step's SQL (a fused transform's, say) may fail here: a ConnectorError
+        # lets the engine blame the step whose SQL it is.
+        with self.db_errors("the load", load.step, table=load.table):
+            plans = self.plan(request)
+            _check_key_columns(request, load)
+        if not self.scans_rows_once:
+            _check_keys(request, load)
+        found = self._inspect(load, schema, table)
+        # Columns without a type (no rows, or NULL in every row) take the target's, replace too.
+        untyped = any(p.family == "null" for p in plans)
+        plans = self._typed_nulls(plans, found.columns)
+        if found.exists and load.mode != "replace":
+            check_types(load, plans, found.columns)
+        staging = f"{STAGING_PREFIX}{request.run_id[-8:]}_{uuid.uuid4().hex[:8]}".lower()
+        shape = LoadShape(
+            schema, table, staging, load.mode, found.exists, plans, list(load.key), found.columns
+        )
+        staged = StagedTable(self, load.step, schema, table, staging)
+        with self.db_errors(
+            "the load", load.step, table=load.table, on_error=lambda: self.drop_staging(staged)
+        ):
+            self._stage(request, shape, staged, found.schema_exists)
+            if not found.exists and untyped and staged.rows == 0:
+                # No rows and no types (a first, empty extract from SQLite): a table made now
+                # would be all text and refuse the first real rows. Make it when they come.
+                self.drop_staging(staged)
+                staged.done = True  # nothing to commit, nothing to abort
+                return staged
+            self._finish_staging(load, shape)
+            staged.plan = self.dialect.commit_plan(shape)
+        return staged
+
+    def plan(self, request: WriteRequest) -> list[ColumnPlan]:
+        """How each of the step's columns travels into this database."""
+        keys = set(request.load.key)
+        return [
+            self.dialect.plan_column(name, dtype, key=name in keys)
+            for name, dtype in zip(request.relation.columns, request.relation.types, strict=True)
+        ]
+
+    def _inspect(self, load: LoadStep, schema: str | None, table: str) -> _Target:
+        with (
+            self.connect("the load", load.step) as conn,
+            self.db_errors("the load", load.step, table=load.table),
+        ):
+            inspector = sa.inspect(conn)
+            schema_exists = (
+                schema is None or not self.dialect.lists_schemas or schema in inspector.get_schema_names()
+            )
+            exists = schema_exists and inspector.has_table(table, schema=schema)
+            columns = (
+                {c["name"]: c["type"] for c in inspector.get_columns(table, schema=schema)} if exists else {}
+            )
+        return _Target(schema_exists, exists, columns)
+
+    def _typed_nulls(self, plans: list[ColumnPlan], target_columns: Mapping[str, SaType]) -> list[ColumnPlan]:
+        """Columns of NULLs take the type of the target column they go to (else text)."""
+        typed = []
+        for plan in plans:
+            if plan.family != "null":
+                typed.append(plan)
+                continue
+            target = target_columns.get(plan.name)
+            duck = NULLS_AS.get(family_of(target) or "", "VARCHAR") if target is not None else "VARCHAR"
+            again = self.dialect.plan_column(plan.name, duckdb.type(duck))
+            typed.append(replace(again, wire=f"CAST({quote(plan.name)} AS {duck})"))
+        return typed
+
+    def _stage(
+        self, request: WriteRequest, shape: LoadShape, staged: StagedTable, schema_exists: bool
+    ) -> None:
+        if not schema_exists and shape.schema is not None:
+            self.dialect.run([sa.schema.CreateSchema(shape.schema, if_not_exists=True)])
+            staged.created_schema = True
+        self._create_staging(request.load, shape)
+        wire = ", ".join(f"{p.wire} AS {quote(p.name)}" for p in shape.plans)
+        staged.rows = self.stage_rows(request, shape, wire)
+
+    def _finish_staging(self, load: LoadStep, shape: LoadShape) -> None:
+        if (
+            load.mode == "merge"
+            and self.dialect.key_after_rows
+            and (not shape.exists or self.scans_rows_once)
+        ):
+            # Building the key's index once, after the rows, is faster than row by row; on
+            # the staged rows of an existing target it is the uniqueness check.
+            self._add_staging_key(load, shape, f"{shape.staging if shape.exists else shape.table}_pkey")
+
+    def _create_staging(self, load: LoadStep, shape: LoadShape) -> None:
+        # Where the keys are checked on the staged rows, a NULL key is found by that check
+        # (with the count the user needs), not refused by the copy.
+        required = set() if self.scans_rows_once else set(load.key)
+        columns: list[Any] = [
+            sa.Column(p.name, p.stage, nullable=p.name not in required, autoincrement=False)
+            for p in shape.plans
+        ]
+        if load.mode == "merge" and not shape.exists and not self.dialect.key_after_rows:
+            # A merge target made here gets its key, so the next merge can match on it.
+            columns.append(sa.PrimaryKeyConstraint(*load.key, name=f"{shape.table}_pkey"))
+        staging_table = sa.Table(
+            shape.staging,
+            sa.MetaData(),
+            *columns,
+            schema=shape.schema,
+            prefixes=self.dialect.staging_prefixes(shape),
+        )
+        self.dialect.run([sa.schema.CreateTable(staging_table)])
+
+    def staging_table(self, shape: LoadShape) -> sa.Table:
+        """The staging table of ``shape`` as SQLAlchemy sees it (to insert into it)."""
+        columns = [sa.Column(p.name, p.stage) for p in shape.plans]
+        return sa.Table(shape.staging, sa.MetaData(), *columns, schema=shape.schema)
+
+    def stage_rows(self, request: WriteRequest, shape: LoadShape, wire: str) -> int:
+        """Hook: fill the staging table from the step's rows (``SELECT wire``); the number of rows."""
+        reader = request.connection.sql(f"SELECT {wire} FROM {request.table_sql}").to_arrow_reader(BATCH_ROWS)
+        with self.engine.begin() as conn:
+            return self.dialect.stage_rows(conn, reader, self.staging_table(shape))
+
+    def _add_staging_key(self, load: LoadStep, shape: LoadShape, name: str) -> None:
+        keys = ", ".join(self.dialect.quote(k) for k in load.key)
+        stage = self.qualified(shape.schema, shape.staging)
+        try:
+            self.dialect.run(
+                [f"ALTER TABLE {stage} ADD CONSTRAINT {self.dialect.quote(name)} PRIMARY KEY ({keys})"]
+            )
+        except Exception:
+            if self.scans_rows_once:  # the keys were not checked before: say what is wrong with them
+                self._check_staged_keys(load, stage)
+            raise
+
+    def _check_staged_keys(self, load: LoadStep, stage: str) -> None:
+        """Raise the NULL or duplicate key error for rows already staged (what ``_check_keys`` says)."""
+        quoted = [self.dialect.quote(k) for k in load.key]
+        keys = ", ".join(quoted)
+        example = quoted[0] if len(quoted) == 1 else f"ROW({keys})"
+        null_test = " OR ".join(f"{k} IS NULL" for k in quoted)
+        text = self.dialect.compile_type(sa.Text())
+        with self.engine.connect() as conn:
+            nulls = conn.execute(sa.text(f"SELECT count(*) FROM {stage} WHERE {null_test}")).scalar()
+            dupes = conn.execute(
+                sa.text(
+                    f"SELECT count(*), min(k) FROM (SELECT CAST({example} AS {text}) AS k FROM {stage} "
+                    f"WHERE NOT ({null_test}) GROUP BY {keys} HAVING count(*) > 1) d"
+                )
+            ).one()
+        _raise_key_problem(load, int(nulls or 0), int(dupes[0] or 0), dupes[1])
+
+    def commit_staged(self, staged: StagedTable) -> None:
+        """Make ``staged`` visible in its target; on failure drop it and leave the target as it was."""
+        target = f"{staged.schema + '.' if staged.schema else ''}{staged.table}"
+        doing = self.doing(f"the commit into {target!r}", staged.step, target)
+        # A commit is never retried as is: its staging table is gone.
+        with db_errors(doing, on_error=lambda: self.drop_staging(staged), final=True):
+            self.dialect.commit(staged.plan, staged.step)
+        log.info("load committed", step=staged.step, table=target, rows=staged.rows)
+
+    def drop_staging(self, staged: StagedTable) -> None:
+        """Drop the staging table (and a schema the load created), best effort."""
+        statements = [f"DROP TABLE IF EXISTS {self.qualified(staged.schema, staged.staging)}"]
+        if staged.created_schema and staged.schema:
+            statements.append(self.dialect.drop_schema(staged.schema))
+        self.dialect.run_quietly(statements, staged.step)
+
+
+# --------------------------------------------------------------------------------------
+# The merge key, checked in DuckDB before staging
+# --------------------------------------------------------------------------------------
+
+
+def _check_key_columns(request: WriteRequest, load: LoadStep) -> None:
+    """The merge key must name columns of the step (binding the step's SQL, reading no rows)."""
+    if load.mode != "merge":
+        return
+    columns = request.relation.columns
+    missing = [k for k in load.key if k not in columns]
+    if missing:
+        raise SpecError(
+            f"Merge key '{missing[0]}' is not a column of step '{load.step}'. Columns: {', '.join(columns)}.",
+            step=load.step,
+        )
+
+
+def _check_keys(request: WriteRequest, load: LoadStep) -> None:
+    """No NULL and no duplicate in the step's merge key (read in DuckDB, before staging)."""
+    if load.mode != "merge":
+        return
+    keys = ", ".join(quote(k) for k in load.key)
+    cur = request.connection.cursor()
+    try:
+        nulls = cur.execute(
+            f"SELECT count(*) FROM {request.table_sql} WHERE "
+            + " OR ".join(f"{quote(k)} IS NULL" for k in load.key)
+        ).fetchall()[0][0]
+        dupes = cur.execute(
+            f"SELECT count(*), any_value(({keys})::VARCHAR) FROM "
+            f"(SELECT {keys} FROM {request.table_sql} GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()[0]
+    finally:
+        cur.close()
+    _raise_key_problem(load, int(nulls), int(dupes[0]), dupes[1])
+
+
+def _raise_key_problem(load: LoadStep, nulls: int, dupes: int, example: Any) -> None:
+    key_text = ", ".join(load.key)
+    if nulls:
+        raise ConnectorError(
+            f"Cannot merge step '{load.step}' into '{load.table}': {nulls} row(s) have a NULL in the key "
+            f"({key_text}). Filter them out or fill the key first (a check with 'not_null' finds them).",
+            step=load.step,
+        )
+    if dupes:
+        raise ConnectorError(
+            f"Cannot merge step '{load.step}' into '{load.table}': {dupes} key value(s) of ({key_text}) "
+            f"appear more than once in the step's rows (e.g. {example}). Make the key unique first "
+            "(a check with 'unique' finds them).",
+            step=load.step,
+        )
