@@ -21,7 +21,6 @@ import datetime as dt
 import decimal
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
