@@ -313,7 +313,7 @@ def free_port() -> int:
 @pytest.fixture(autouse=True, params=["polars", "json"])
 def page_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test with both page parsers: Polars straight from the bytes, and ``json``."""
-    from etl_nb.connectors import http
+    from etl_nb.connectors.http import records as http
 
     monkeypatch.setattr(http, "FAST_JSON", request.param == "polars")
     parser: str = request.param
