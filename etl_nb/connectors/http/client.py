@@ -62,10 +62,13 @@ LIBRARY_LOGGERS = (
 )
 SNIPPET = 80
 
+# Resolves the ``${VAR}`` references in a text; True also masks the text itself from then on.
 Secret = Callable[[str, bool], str]
 
 
 def _mask_library_logs() -> None:
+    # These loggers are not under "etl_nb", so its filter never sees them; a logger's own filter
+    # runs before its records reach any handler, the root's included.
     for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
@@ -116,23 +119,33 @@ def settings(spec: ConnectionSpec, env_file: Path | None) -> Settings:
         return value
 
     base_url = secret(spec.url)
-    headers = {"Accept": "application/json"}
-    credentials = set(CREDENTIAL_HEADERS)
-    for key, value in _mapping(options.get("headers"), "headers", name).items():
-        text, sensitive = str(value), _sensitive(str(key))
-        headers[str(key)] = secret(text, sensitive)
-        if sensitive or references(text):
-            credentials.add(str(key).lower())
+    headers, credentials = _headers(options.get("headers"), name, secret)
     params = {
         str(k): secret(str(v), _sensitive(str(k)))
         for k, v in _mapping(options.get("params"), "params", name).items()
     }
     auth = _auth_headers(options.get("auth"), name, secret)
     headers.update(auth)
-    credentials.update(k.lower() for k in auth)
+    credentials |= {k.lower() for k in auth}
     timeout = _number(options.get("timeout", DEFAULT_TIMEOUT), "timeout", name, minimum=0.001)
     retries = _number(options.get("max_retries", DEFAULT_MAX_RETRIES), "max_retries", name, minimum=0)
     return Settings(name, base_url, headers, params, frozenset(credentials), timeout, int(retries))
+
+
+def _headers(body: Any, connection: str, secret: Secret) -> tuple[dict[str, str], set[str]]:
+    """The headers of a ``headers:`` body, and the lower-cased names of those that are credentials.
+
+    A header is a credential when its name says so (auth, token, key, ...) or
+    its value is a ``${VAR}``; ``Authorization`` and ``Cookie`` always are.
+    """
+    headers = {"Accept": "application/json"}
+    credentials = set(CREDENTIAL_HEADERS)
+    for key, value in _mapping(body, "headers", connection).items():
+        text, sensitive = str(value), _sensitive(str(key))
+        headers[str(key)] = secret(text, sensitive)
+        if sensitive or references(text):
+            credentials.add(str(key).lower())
+    return headers, credentials
 
 
 def _auth_headers(auth: Any, connection: str, secret: Secret) -> dict[str, str]:
