@@ -1,7 +1,7 @@
 """A real REST API on 127.0.0.1, started once per test session.
 
 ``ThreadingHTTPServer`` (standard library, no new dependency) serves every
-pagination style, three kinds of auth, 429 and 503 answers, slow pages, HTML,
+pagination style, three kinds of auth, redirects, 429 and 503 answers, slow pages, HTML,
 404s and nested JSON. Stateful endpoints (retries, incremental) count hits
 per ``key`` query parameter so that tests never share state, and the server
 records when each request arrived, so tests can check that Retry-After was
@@ -17,6 +17,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -217,6 +218,17 @@ def make_routes(state: ApiState) -> dict[str, Callable[[dict[str, str], dict[str
     def empty(q: dict[str, str], h: dict[str, str], raw: str) -> Answer:
         return 200, {}, {"data": []}
 
+    def redirect(q: dict[str, str], h: dict[str, str], raw: str) -> Answer:
+        return int(q.get("status", "302")), {"Location": q["to"]}, b""
+
+    def loop(q: dict[str, str], h: dict[str, str], raw: str) -> Answer:
+        return 302, {"Location": "/loop"}, b""
+
+    def whoami(q: dict[str, str], h: dict[str, str], raw: str) -> Answer:
+        # Records the headers it got, so a test sees what followed a redirect here.
+        state.record("/whoami", q.get("key", ""), h)
+        return 200, {}, [{"id": 1, "host": h.get("host", "")}]
+
     return {
         "/users": users,
         "/users_offset": users_offset,
@@ -242,6 +254,9 @@ def make_routes(state: ApiState) -> dict[str, Callable[[dict[str, str], dict[str
         "/events": events,
         "/scalars": scalars,
         "/empty": empty,
+        "/redirect": redirect,
+        "/whoami": whoami,
+        "/loop": loop,
     }
 
 
@@ -284,12 +299,12 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
-@pytest.fixture(scope="session")
-def api() -> Iterator[Api]:
-    """The fake REST API, on an ephemeral port of 127.0.0.1, for the whole session."""
+@contextmanager
+def _serving(name: str) -> Iterator[Api]:
+    """A fake REST API on an ephemeral port of 127.0.0.1, until the block ends."""
     state = ApiState()
     server = _QuietServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, name="fake-rest-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield Api(url=f"http://127.0.0.1:{server.server_address[1]}", state=state)
@@ -297,6 +312,20 @@ def api() -> Iterator[Api]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def api() -> Iterator[Api]:
+    """The fake REST API, on an ephemeral port of 127.0.0.1, for the whole session."""
+    with _serving("fake-rest-api") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def other_api() -> Iterator[Api]:
+    """A second fake REST API on another port: somewhere else to be redirected to."""
+    with _serving("other-rest-api") as served:
+        yield served
 
 
 @pytest.fixture
@@ -313,7 +342,7 @@ def free_port() -> int:
 @pytest.fixture(autouse=True, params=["polars", "json"])
 def page_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test with both page parsers: Polars straight from the bytes, and ``json``."""
-    from etl_nb.connectors import http
+    from etl_nb.connectors.http import records as http
 
     monkeypatch.setattr(http, "FAST_JSON", request.param == "polars")
     parser: str = request.param

@@ -520,7 +520,7 @@ def test_no_fetching_thread_outlives_the_extract(pipeline: Pipeline, api: Api) -
 def test_pages_go_through_the_chosen_parser(
     pipeline: Pipeline, api: Api, page_parser: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from etl_nb.connectors import http
+    from etl_nb.connectors.http import records as http
 
     fast: list[bool] = []
     real = http._fast_page
