@@ -66,7 +66,7 @@ GOALS = [
 ]
 MEASURES_MEMORY = True
 ONE_PROCESS = False
-SIZES = {"small": {"rows": 5_000, "pandas_rows": 5_000}, "full": {"rows": 1_000_000, "pandas_rows": 200_000}}
+SIZES = {"small": {"rows": 5_000, "pandas_rows": 5_000}, "full": {"rows": 1_000_000, "pandas_rows": 100_000}}
 
 COLUMNS = """
 SELECT i AS id, (i::bigint * 7919) % 100000 AS customer_id,
@@ -271,7 +271,21 @@ def run(competitor: str, params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(answer, dict):  # etl_nb: its own clock around run(), and the load step's
             seconds[case] = answer["seconds"]
             seconds[f"{case} (load step)"] = answer["load step"]
+        check_target(url, competitor, target, source, case_rows)
         if competitor == "pandas" and case != SMALL and rows < params["rows"]:
-            extra[f"{case} scaled from"] = rows
+            extra["scaled"] = {"from": rows, "to": params["rows"]}
             seconds[case] *= params["rows"] / rows
     return {"seconds": seconds, "extra": extra}
+
+
+def check_target(url: str, competitor: str, target: str, source: str, rows: int) -> None:
+    """Stop the run unless the target holds the source's rows with the source's scores."""
+    import psycopg
+
+    table = f"{target}.target" if competitor == "dlt" else target  # dlt: dataset (schema) . table
+    summary = "SELECT count(*), round(sum(score::numeric), 2) FROM {}"
+    with psycopg.connect(url) as conn:
+        got = conn.execute(summary.format(table)).fetchone()
+        wanted = conn.execute(summary.format(f"({_limited(source, rows)}) s")).fetchone()
+    if got != wanted:
+        raise SystemExit(f"{competitor} left {target} with (rows, sum of score) {got}, not {wanted}")

@@ -228,8 +228,13 @@ def workload_section(workload: ModuleType, result: dict[str, Any], chart: str | 
                 mem_ratio = f"{row.peak_mib / base.peak_mib:.2f}×"
             cells += [f"{row.peak_mib:.0f}" if row.peak_mib else "—", mem_ratio]
         out.append("| " + " | ".join(cells) + " |")
-    for note in result.get("notes", []):
-        out += ["", note]
+    scaled = {s["competitor"]: s["extra"]["scaled"] for s in result["samples"] if "scaled" in s.get("extra", {})}
+    for competitor, figures in scaled.items():
+        out += [
+            "",
+            f"{workload.COMPETITORS[competitor]} ran on {figures['from']:,} rows; its times are scaled "
+            f"×{figures['to'] / figures['from']:g} to {figures['to']:,} rows (its peak memory is not).",
+        ]
     out += ["", *[goal_line(goal, table) for goal in workload.GOALS]]
     if chart:
         out += ["", f"![{workload.TITLE}]({chart})"]
