@@ -228,7 +228,8 @@ def workload_section(workload: ModuleType, result: dict[str, Any], chart: str | 
                 mem_ratio = f"{row.peak_mib / base.peak_mib:.2f}×"
             cells += [f"{row.peak_mib:.0f}" if row.peak_mib else "—", mem_ratio]
         out.append("| " + " | ".join(cells) + " |")
-    scaled = {s["competitor"]: s["extra"]["scaled"] for s in result["samples"] if "scaled" in s.get("extra", {})}
+    extras = [(s["competitor"], s.get("extra", {})) for s in result["samples"]]
+    scaled = {competitor: extra["scaled"] for competitor, extra in extras if "scaled" in extra}
     for competitor, figures in scaled.items():
         out += [
             "",
