@@ -10,6 +10,7 @@ interleaved round by round there.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
@@ -100,7 +101,7 @@ def run(competitor: str, params: dict[str, Any]) -> dict[str, Any]:
     samples = []
     for round_ in range(params["rounds"]):
         for name in rotated(competitors, round_):
-            seconds = {case: timed(lambda name=name, case=case: actions[name](case)) for case in CASES}
+            seconds = {case: timed(functools.partial(actions[name], case)) for case in CASES}
             samples.append({"competitor": name, "round": round_, "seconds": seconds})
     # The %%etl cell really materialised every row (not a lazy view).
     session = shell.user_ns["etl_nb"].current().session
@@ -113,6 +114,6 @@ def _shell(workdir: str) -> Any:
     os.environ.setdefault("IPYTHONDIR", str(Path(workdir) / "ipython"))
     from IPython.testing.globalipapp import start_ipython
 
-    shell = start_ipython()
+    shell = start_ipython()  # type: ignore[no-untyped-call]
     assert shell is not None
     return shell

@@ -136,7 +136,7 @@ def run_httpx(url: str, per_page: int, workdir: Path) -> int:
                 break
             tables.append(pa.Table.from_pylist(records))
             page += 1
-    return pa.concat_tables(tables).num_rows
+    return int(pa.concat_tables(tables).num_rows)
 
 
 def run_dlt(url: str, per_page: int, workdir: Path) -> int:
@@ -175,6 +175,7 @@ def run_dlt(url: str, per_page: int, workdir: Path) -> int:
     info.raise_on_failed_jobs()
     with pipeline.sql_client() as client:
         rows = client.execute_sql("SELECT count(*) FROM items")
+    assert rows, "dlt's destination has no items table"
     return int(rows[0][0])
 
 

@@ -75,7 +75,7 @@ def run(competitor: str, params: dict[str, Any]) -> dict[str, Any]:
     if competitor == "load_ext":
         from IPython.testing.globalipapp import start_ipython
 
-        shell = start_ipython()
+        shell = start_ipython()  # type: ignore[no-untyped-call]
         assert shell is not None
         with redirect_stdout(io.StringIO()):
             seconds = timed(lambda: shell.run_line_magic("load_ext", "etl_nb"))
