@@ -23,6 +23,7 @@ PACKAGES = [
     "etl_nb", "duckdb", "polars", "pyarrow", "SQLAlchemy", "psycopg", "adbc-driver-postgresql", "httpx",
     "papermill", "ipykernel", "ipython", "jupysql", "pandas", "dlt", "psutil", "matplotlib",
 ]  # fmt: skip
+NOTES = REPO / "bench" / "notes"  # hand-written notes, one per workload, kept across runs
 ETL_NB_COLOUR, BASELINE_COLOUR, PEER_COLOUR = "#d9480f", "#495057", "#74c0fc"
 
 
@@ -198,9 +199,11 @@ def render(results: dict[str, Any], workloads: dict[str, ModuleType], charts: di
 
 
 def workload_section(workload: ModuleType, result: dict[str, Any], chart: str | None) -> list[str]:
-    out = [f"## {workload.TITLE} — `bench/{workload.NAME}.py`", "", result["description"], ""]
+    out = [f"## {workload.TITLE} — `bench/{workload.NAME}.py`", "", result["description"]]
     if result.get("error"):
-        return [*out, f"**Could not run here**: {result['error']}"]
+        return [*out, "", f"**Could not run here**: {result['error']}"]
+    if result.get("left_out"):
+        out.append("")
     for competitor, why in result.get("left_out", {}).items():
         out.append(f"- {workload.COMPETITORS[competitor]}: left out, {why}.")
     table = rows(workload, result["samples"])
@@ -237,6 +240,9 @@ def workload_section(workload: ModuleType, result: dict[str, Any], chart: str | 
             f"×{figures['to'] / figures['from']:g} to {figures['to']:,} rows (its peak memory is not).",
         ]
     out += ["", *[goal_line(goal, table) for goal in workload.GOALS]]
+    note = NOTES / f"{workload.NAME}.md"
+    if note.exists():
+        out += ["", note.read_text().strip()]
     if chart:
         out += ["", f"![{workload.TITLE}]({chart})"]
     return out
