@@ -66,7 +66,7 @@ GOALS = [
 ]
 MEASURES_MEMORY = True
 ONE_PROCESS = False
-SIZES = {"small": {"rows": 5_000, "pandas_rows": 5_000}, "full": {"rows": 1_000_000, "pandas_rows": 100_000}}
+SIZES = {"small": {"rows": 5_000, "pandas_rows": 5_000}, "full": {"rows": 1_000_000, "pandas_rows": 50_000}}
 
 COLUMNS = """
 SELECT i AS id, (i::bigint * 7919) % 100000 AS customer_id,
@@ -272,6 +272,7 @@ def run(competitor: str, params: dict[str, Any]) -> dict[str, Any]:
             seconds[case] = answer["seconds"]
             seconds[f"{case} (load step)"] = answer["load step"]
         check_target(url, competitor, target, source, case_rows)
+        drop_target(url, competitor, target)
         if competitor == "pandas" and case != SMALL and rows < params["rows"]:
             extra["scaled"] = {"from": rows, "to": params["rows"]}
             seconds[case] *= params["rows"] / rows
@@ -289,3 +290,15 @@ def check_target(url: str, competitor: str, target: str, source: str, rows: int)
         wanted = conn.execute(summary.format(f"({_limited(source, rows)}) s")).fetchone()
     if got != wanted:
         raise SystemExit(f"{competitor} left {target} with (rows, sum of score) {got}, not {wanted}")
+
+
+def drop_target(url: str, competitor: str, target: str) -> None:
+    """Drop a checked target: six rounds of five competitors' million-row tables would fill a disk."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if competitor == "dlt":
+            conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {target}_staging CASCADE")
+        else:
+            conn.execute(f"DROP TABLE IF EXISTS {target}")
