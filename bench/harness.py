@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import threading
@@ -79,10 +78,6 @@ class Workload(Protocol):
     def run(self, competitor: str, params: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def rotated(items: list[str], by: int) -> list[str]:
     """``items`` started at position ``by``: each round starts with another competitor."""
     by %= len(items)
@@ -115,7 +110,7 @@ class _TreeSampler:
     """Samples the summed RSS of a process and its descendants until stopped."""
 
     def __init__(self, pid: int) -> None:
-        import psutil
+        import psutil  # the parent's alone: children need not load it before their clock starts
 
         self._root = psutil.Process(pid)
         self._stop = threading.Event()
@@ -196,6 +191,7 @@ def quiet_env(workdir: Path) -> dict[str, str]:
         "ETL_NB_HOME": str(workdir),
         "ETL_NB_STORE_URL": f"sqlite:///{workdir / 'etl_nb.db'}",
         "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "PLOOMBER_STATS_ENABLED": "false",
         "RUNTIME__LOG_LEVEL": "ERROR",
         "DLT_DATA_DIR": str(workdir / ".dlt"),
         "PYTHONWARNINGS": "ignore",
