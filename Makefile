@@ -28,12 +28,13 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
+# The full size writes docs/benchmarks.md and docs/bench/*.png (minutes, on an idle machine);
+# `make bench BENCH_SIZE=small BENCH_OUT=/tmp/bench` is the smoke run.
+BENCH_SIZE ?= full
+BENCH_OUT ?= docs
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/bench_pipeline.py
-	$(BIN)/python bench/bench_cell.py
-	$(BIN)/python bench/bench_http.py
-	$(BIN)/python bench/bench_postgres.py
+	$(BIN)/python bench/run.py --size $(BENCH_SIZE) --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) .etl_nb notebooks/data/output
