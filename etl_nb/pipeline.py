@@ -18,7 +18,7 @@ from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
 from etl_nb.engine.session import Session
-from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.errors import EtlError, PipelineError, SpecError, scrub_chain
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -251,7 +251,7 @@ class Pipeline:
                 marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
                 store.set_watermarks(self.name, recorder.run_id, marks)
         except EtlError as exc:
-            error = exc
+            error = scrub_chain(exc)
         except BaseException as exc:
             recorder.finish(steps_done, error=f"internal error: {exc!r}")
             raise
