@@ -255,7 +255,8 @@ class Pipeline:
         ):
             raise SpecError("run(listener=...): give an object with step_started and step_finished methods.")
         _kind(notebook, (str,), "run(notebook=...)", "a notebook path")
-        _kind(trigger, (str,), "run(trigger=...)", "text such as 'manual'")
+        if not isinstance(trigger, str) or not trigger:
+            raise SpecError(f"run(trigger={trigger!r}): expected text such as 'manual' or 'schedule'.")
         if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
             raise SpecError(
                 f"run(run_id={run_id!r}): a run id is 1 to 32 letters, digits, '-' or '_'. "

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from etl_nb._masking import redact
 from etl_nb.errors import EtlError, cut
@@ -188,7 +188,17 @@ class RunStore:
         notebook: str | None = None,
         trigger: str = "manual",
     ) -> None:
-        """Record that a run started."""
+        """Record that a run started; a ``run_id`` already recorded is an ``EtlError``."""
+        try:
+            self._insert_run(run_id, pipeline, params, notebook=notebook, trigger=trigger)
+        except IntegrityError:
+            raise EtlError(
+                f"A run with id '{run_id}' is already recorded. Give a new run id, or leave it out."
+            ) from None
+
+    def _insert_run(
+        self, run_id: str, pipeline: str, params: dict[str, Any], *, notebook: str | None, trigger: str
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(runs).values(
