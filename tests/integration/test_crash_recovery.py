@@ -8,8 +8,10 @@ folder sweeps the dead run's staging file, but never a live run's.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -94,3 +96,19 @@ def test_a_live_runs_staging_file_is_not_swept(lake: Path) -> None:
     p.load("rows", to="lake", path="out/other.csv", mode="replace")
     assert p.run().status == "success"
     assert live.exists()
+
+
+@pytest.mark.parametrize("command", ["runs", "show"])
+def test_etl_nb_runs_and_show_report_a_dead_run_as_failed(lake: Path, command: str) -> None:
+    _run_and_kill(lake)
+    with sqlite3.connect(os.environ["ETL_NB_STORE_URL"].removeprefix("sqlite:///")) as con:
+        [(run_id, status)] = con.execute("SELECT id, status FROM etl_runs").fetchall()
+    assert status == "running"  # nothing has opened the store since the kill
+    args = [command, "--json"] if command == "runs" else [command, run_id, "--json"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "etl_nb.cli", *args], capture_output=True, text=True, check=True, timeout=120
+    )
+    record = json.loads(shown.stdout)
+    record = record[0] if command == "runs" else record
+    assert record["status"] == "failed"
+    assert record["error"].startswith(PROCESS_DIED)
