@@ -266,6 +266,11 @@ class PipelineSpec(_Model):
     steps: list[Step] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _no_nul_bytes(self) -> Any:
+        # Its steps and connections checked themselves; parameter values are bound, never text.
+        return self
+
     def add(self, statement: ConnectionSpec | Step) -> None:
         """Add a connection or step, replacing an earlier one with the same identity."""
         if isinstance(statement, ConnectionSpec):
