@@ -18,7 +18,10 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from etl_nb._masking import redact
+from etl_nb._masking import holds_secret, redact
+
+# Longer messages (a 100 KB parameter value quoted in an error) are cut to this many characters.
+MAX_MESSAGE_CHARS = 4000
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
@@ -30,12 +33,51 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def cut(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters cut)"
+
+
+def scrub_chain(error: BaseException) -> BaseException:
+    """``error`` and the exceptions it was raised from (``__cause__``, ``__context__``) masked.
+
+    A driver's exception behind an ``EtlError`` may quote a resolved secret (a
+    user name from ``${VAR}``); a traceback or a debugger would show it. Each
+    linked exception's arguments are masked; one whose text still shows a
+    secret (its ``__str__`` does not come from its arguments) is cut off the chain.
+    """
+    _masked(error)
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for attribute in ("__cause__", "__context__"):
+            linked = getattr(current, attribute)
+            if linked is not None and not _masked(linked):
+                setattr(current, attribute, None)
+                current.__suppress_context__ = True
+        current = current.__cause__ or current.__context__
+    return error
+
+
+def _masked(error: BaseException) -> bool:
+    """Mask ``error``'s arguments in place; whether its text is now free of secrets."""
+    try:
+        if holds_secret(repr(error.args)):
+            error.args = tuple(redact(a) if isinstance(a, str) else redact(repr(a)) for a in error.args)
+        return not (holds_secret(str(error)) or holds_secret(repr(error)))
+    except Exception:  # a broken __str__ cannot be checked: do not keep it
+        return False
+
+
 class EtlError(Exception):
     """Base of every error etl_nb raises for a user mistake or a failing source."""
 
     def __init__(self, message: str, *, step: str | None = None) -> None:
         self.step = step
-        super().__init__(redact(message))
+        super().__init__(cut(redact(message)))
 
     @property
     def message(self) -> str:

@@ -7,10 +7,12 @@ this class, so there is one way a pipeline runs and is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
+import duckdb
 import polars as pl
 
 from etl_nb.connectors import ConnectorContext
@@ -18,7 +20,7 @@ from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
 from etl_nb.engine.session import Session
-from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.errors import EtlError, PipelineError, SpecError, cut, did_you_mean, scrub_chain
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -38,6 +40,8 @@ from etl_nb.spec import (
 from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
 
 __all__ = ["RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
+
+_T = TypeVar("_T")
 
 
 class Pipeline:
@@ -62,15 +66,17 @@ class Pipeline:
         retry: RetryPolicy | None = None,
         parameters: Mapping[str, Any] | None = None,
     ) -> None:
+        parameters = _mapping(parameters, "Pipeline(parameters=...)")
         try:
-            self.spec = PipelineSpec(name=name, parameters=dict(parameters or {}))
+            self.spec = PipelineSpec(name=name, parameters=parameters)
         except Exception:
             raise SpecError(
-                f"'{name}' is not a valid pipeline name: use letters, digits and underscores."
+                f"{name!r} is not a valid pipeline name: use letters, digits and underscores."
             ) from None
-        self.base_dir = Path(base_dir or Path.cwd()).resolve()
-        self._store = store
-        self.retry = retry or RetryPolicy()
+        self.base_dir = _folder(base_dir, "base_dir")
+        self._store = _kind(store, (RunStore, str), "Pipeline(store=...)", "a RunStore or a store URL")
+        self.retry = _kind(retry, (RetryPolicy,), "Pipeline(retry=...)", "a RetryPolicy") or RetryPolicy()
+        _check_session_options(database, memory_limit, temp_directory)
         self._session_options: dict[str, Any] = {
             "database": database,
             "memory_limit": memory_limit,
@@ -102,9 +108,17 @@ class Pipeline:
         """Declare connection ``name``: a database URL, an http(s) base URL or a folder."""
         url = url or options.pop("url", None)
         if not url:
-            raise SpecError(f"Connection '{name}' needs a URL or a folder.", step=name)
+            raise SpecError(f"Connection {name!r} needs a URL or a folder.", step=_text_or_none(name))
+        if not isinstance(url, str):
+            raise SpecError(
+                f"Connection {name!r}: the URL or folder must be text, not {_type_name(url)}.",
+                step=_text_or_none(name),
+            )
+        _kind(type, (str,), f"connect({name!r}, type=...)", "a connector kind such as 'postgres'")
         return self.add(
-            ConnectionSpec(name=name, type=type or infer_connection_type(url), url=url, options=options)
+            validated(
+                ConnectionSpec, name=name, type=type or infer_connection_type(url), url=url, options=options
+            )
         )
 
     def extract(
@@ -122,6 +136,9 @@ class Pipeline:
         incremental: str | None = None,
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
+        options = _mapping(options, f"extract({name!r}, options=...)")
+        params = _mapping(params, f"extract({name!r}, params=...)")
+        paginate = _mapping(paginate, f"extract({name!r}, paginate=...)") or None
         return self.add(
             validated(
                 ExtractStep,
@@ -130,10 +147,10 @@ class Pipeline:
                 query=query,
                 path=path,
                 format=format,
-                options=dict(options or {}),
-                params=dict(params or {}),
+                options=options,
+                params=params,
                 records=records,
-                paginate=dict(paginate) if paginate else None,
+                paginate=paginate,
                 incremental=incremental,
             )
         )
@@ -142,13 +159,16 @@ class Pipeline:
         self, name: str, sql: str | None = None, *, python: str | Callable[..., Any] | None = None
     ) -> Pipeline:
         """Declare a transform: DuckDB ``sql``, or ``python`` code (or a function taking step names)."""
-        if callable(python):
+        if callable(python) and not isinstance(python, str):
             return self.add(validated(TransformStep, name=name, function=python))
         return self.add(validated(TransformStep, name=name, sql=sql, python=python))
 
     def check(self, step: str, rules: list[Any], *, warn: bool = False) -> Pipeline:
         """Declare data checks on ``step`` (the grammar's YAML list, as Python objects)."""
-        return self.add(validated(CheckStep, step=step, rules=check_rules(rules, step), warn=warn))
+        _kind(warn, (bool,), f"check({step!r}, warn=...)", "True or False")
+        return self.add(
+            validated(CheckStep, step=step, rules=check_rules(rules, _text_or_none(step)), warn=warn)
+        )
 
     def load(
         self,
@@ -161,7 +181,7 @@ class Pipeline:
         key: str | Iterable[str] | None = None,
     ) -> Pipeline:
         """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
-        keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
+        keys = _names(key, f"load({step!r}, key=...)", "a column name or a list of them")
         return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
 
     def add(self, statement: ConnectionSpec | Step) -> Pipeline:
@@ -175,11 +195,18 @@ class Pipeline:
     def session(self) -> Session:
         """The DuckDB session that holds this pipeline's tables (created on first use)."""
         if self._session is None:
-            self._session = Session(
-                self._session_options["database"],
-                memory_limit=self._session_options["memory_limit"],
-                temp_directory=self._session_options["temp_directory"],
-            )
+            try:
+                self._session = Session(
+                    self._session_options["database"],
+                    memory_limit=self._session_options["memory_limit"],
+                    temp_directory=self._session_options["temp_directory"],
+                )
+            except duckdb.Error as exc:
+                raise PipelineError(
+                    f"Cannot open the DuckDB session of pipeline '{self.name}': "
+                    f"{' '.join(str(exc).split())}. Check Pipeline(database=..., memory_limit=..., "
+                    "temp_directory=...)."
+                ) from None
         return self._session
 
     @property
@@ -214,7 +241,28 @@ class Pipeline:
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         """
-        values = {**self.spec.parameters, **(params or {})}
+        params = _mapping(params, "run(params=...)")
+        only = _names(only, "run(only=...)", "step names") if only is not None else None
+        steps = _names(steps, "run(steps=...)", "step ids") if steps is not None else None
+        _kind(from_step, (str,), "run(from_step=...)", "a step name")
+        if materialize not in get_args(Materialize):
+            raise SpecError(
+                f"run(materialize={materialize!r}): use one of "
+                f"{', '.join(repr(m) for m in get_args(Materialize))}."
+            )
+        if listener is not None and not all(
+            callable(getattr(listener, m, None)) for m in ("step_started", "step_finished")
+        ):
+            raise SpecError("run(listener=...): give an object with step_started and step_finished methods.")
+        _kind(notebook, (str,), "run(notebook=...)", "a notebook path")
+        if not isinstance(trigger, str) or not trigger:
+            raise SpecError(f"run(trigger={trigger!r}): expected text such as 'manual' or 'schedule'.")
+        if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
+            raise SpecError(
+                f"run(run_id={run_id!r}): a run id is 1 to 32 letters, digits, '-' or '_'. "
+                "Leave it out to get a new one."
+            )
+        values = {**self.spec.parameters, **params}
         store = self.store
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
         recorder = RunRecorder.start(
@@ -225,8 +273,6 @@ class Pipeline:
         error: BaseException | None = None
         try:
             dag = self.dag()
-            if isinstance(only, str):  # run(only="orders,revenue") as on the %etl run line
-                only = [name.strip() for name in only.split(",") if name.strip()]
             nodes = self._select(dag, only, from_step, steps)
             watermarks = {
                 s.name: store.watermark(self.name, s.name)
@@ -251,7 +297,7 @@ class Pipeline:
                 marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
                 store.set_watermarks(self.name, recorder.run_id, marks)
         except EtlError as exc:
-            error = exc
+            error = scrub_chain(exc)
         except BaseException as exc:
             recorder.finish(steps_done, error=f"internal error: {exc!r}")
             raise
@@ -275,9 +321,11 @@ class Pipeline:
         the store, unless this is part of an outer recorded run (``etl-nb run``).
         Raises the step's ``EtlError`` if it fails.
         """
+        _kind(node, (str,), "run_step(node)", "a step id")
+        params = _mapping(params, "run_step(params=...)")
         dag = self.dag()
         if node not in dag.nodes:
-            raise PipelineError(f"There is no step '{node}'.", step=node)
+            raise PipelineError(f"There is no step '{node}'.{did_you_mean(node, dag.nodes)}", step=node)
         for upstream in dag.upstream(node):
             step = dag.nodes[upstream]
             if isinstance(step, ExtractStep | TransformStep) and not self.session.has(upstream):
@@ -286,7 +334,7 @@ class Pipeline:
                     f"Run its cell first, or run everything with %etl run.",
                     step=node,
                 )
-        values = {**self.spec.parameters, **(params or {})}
+        values = {**self.spec.parameters, **params}
         runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
         outcome = runner.run([node], values, materialize="all")
         outer = RunRecorder.outer(lambda: self.store)
@@ -298,6 +346,7 @@ class Pipeline:
 
     def table(self, name: str) -> pl.DataFrame:
         """The full output of step ``name`` as a Polars DataFrame."""
+        _kind(name, (str,), "table(name)", "a step name")
         if name not in self.spec.tables():
             raise PipelineError(f"There is no step '{name}' that makes a table.", step=name)
         if not self.session.has(name):
@@ -339,3 +388,76 @@ class Pipeline:
                         step=node,
                     )
         return [n for n in dag.nodes if n in chosen]
+
+
+# --- argument checks: a bad value from Python code gets one line, never a traceback --------
+
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# What DuckDB takes as a memory limit: a number with a unit, or a share of the machine's memory.
+_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(%|[KMGT]i?B|[KMGT]|B|bytes?)\s*", re.IGNORECASE)
+
+
+def _type_name(value: object) -> str:
+    return "None" if value is None else f"{type(value).__name__} {cut(repr(value), 60)}"
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _kind(value: _T, types: tuple[type, ...], what: str, expected: str) -> _T:
+    """``value`` if it is None or one of ``types``; else a ``SpecError`` naming ``what`` to give."""
+    if value is None or isinstance(value, types):
+        return value
+    raise SpecError(f"{what}: expected {expected}, got {_type_name(value)}.")
+
+
+def _mapping(value: object, what: str) -> dict[str, Any]:
+    """``value`` (None, or a mapping with text keys) as a dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise SpecError(f"{what}: expected a mapping of names to values, got {_type_name(value)}.")
+    return dict(value)
+
+
+def _names(value: object, what: str, expected: str) -> list[str]:
+    """``"a,b"``, ``["a", "b"]`` or None as a list of names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        names = list(value)
+        if all(isinstance(n, str) for n in names):
+            return names
+    raise SpecError(f"{what}: expected {expected} (text, or a list of text), got {_type_name(value)}.")
+
+
+def _folder(value: object, what: str) -> Path:
+    """``Pipeline(base_dir=...)`` as an absolute folder (default: the current folder)."""
+    _kind(value, (str, Path), f"Pipeline({what}=...)", "a folder path")
+    text = str(value or Path.cwd())
+    if "\x00" in text:
+        raise SpecError(f"Pipeline({what}=...): the path contains a NUL byte (\\x00). Remove it.")
+    return Path(text).resolve()
+
+
+def _check_session_options(database: object, memory_limit: object, temp_directory: object) -> None:
+    """Refuse DuckDB settings that cannot work before the first run trips over them."""
+    _kind(database, (str, Path), "Pipeline(database=...)", "':memory:' or a DuckDB file path")
+    _kind(memory_limit, (str,), "Pipeline(memory_limit=...)", "a size such as '2GB'")
+    _kind(temp_directory, (str, Path), "Pipeline(temp_directory=...)", "a folder path")
+    for name, value in (("database", database), ("temp_directory", temp_directory)):
+        if value is not None and "\x00" in str(value):
+            raise SpecError(f"Pipeline({name}=...): the path contains a NUL byte (\\x00). Remove it.")
+    if database is not None and str(database) != ":memory:" and not Path(database).parent.is_dir():  # type: ignore[arg-type]
+        raise SpecError(
+            f"Pipeline(database={str(database)!r}): the folder {str(Path(database).parent)!r} does not "  # type: ignore[arg-type]
+            "exist. Create it, or use ':memory:'."
+        )
+    if memory_limit is not None and not _MEMORY.fullmatch(str(memory_limit)):
+        raise SpecError(
+            f"Pipeline(memory_limit={memory_limit!r}): give a size with a unit, such as '2GB', '512MB' "
+            "or '80%'."
+        )

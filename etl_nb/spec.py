@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,8 +41,30 @@ def _identifier(value: str) -> str:
 Identifier = Annotated[str, Field(min_length=1)]
 
 
+def _nul_byte_in(value: Any) -> bool:
+    """Whether a NUL byte hides in ``value`` (text, or text inside lists and mappings)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_nul_byte_in(k) or _nul_byte_in(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_nul_byte_in(v) for v in value)
+    return False
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="after")
+    def _no_nul_bytes(self) -> Any:
+        # C strings end at NUL: PostgreSQL ran "SELECT * FROM t\x00 WHERE id = 1" as "SELECT * FROM t".
+        for name in type(self).model_fields:
+            if _nul_byte_in(getattr(self, name)):
+                raise ValueError(
+                    f"'{name}' contains a NUL byte (\\x00), which databases and file systems cut "
+                    "the text at. Remove it"
+                )
+        return self
 
 
 class ConnectionSpec(_Model):
@@ -58,6 +81,22 @@ class ConnectionSpec(_Model):
     cell: int | None = None
 
     _check_name = field_validator("name")(_identifier)
+
+    @field_validator("url")
+    @classmethod
+    def _parsable_url(cls, url: str) -> str:
+        if "://" not in url or "\x00" in url:
+            return url
+        try:
+            parts = urlsplit(url)
+            if "${" not in parts.netloc:  # a ${PORT} is only known when the connection opens
+                _ = parts.port
+        except ValueError as exc:
+            raise ValueError(
+                f"{url!r} is not a valid URL ({exc}). Check the host, the brackets around an "
+                "IPv6 address and the port"
+            ) from None
+        return url
 
 
 class ExtractStep(_Model):
@@ -226,6 +265,11 @@ class PipelineSpec(_Model):
     connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
     steps: list[Step] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_nul_bytes(self) -> Any:
+        # Its steps and connections checked themselves; parameter values are bound, never text.
+        return self
 
     def add(self, statement: ConnectionSpec | Step) -> None:
         """Add a connection or step, replacing an earlier one with the same identity."""
@@ -414,9 +458,69 @@ def _split_words(
     return by_name, options
 
 
+# Bounds on a YAML body: its size, and the nodes it stands for once aliases are expanded. An
+# "alias bomb" (a few hundred bytes of &a/*a nesting) stands for billions of values: it would
+# exhaust memory as soon as something walks it (JSON for the store, options for DuckDB).
+MAX_YAML_BODY_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a document that expands to more than ``MAX_YAML_NODES`` nodes."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise ValueError(
+                f"its aliases (*name) expand to more than {MAX_YAML_NODES:,} values. "
+                "Write the values out, or reuse fewer anchors"
+            )
+        return node
+
+
+_VISITING = -1
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (a shared node counts at each use)."""
+    known = sizes.get(id(node))
+    if known == _VISITING:
+        raise ValueError("an alias (*name) refers to a value that contains it, which never ends")
+    if known is not None:
+        return known
+    sizes[id(node)] = _VISITING
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
+
+
+def load_yaml_body(body: str) -> Any:
+    """A cell body as YAML, bounded in size and in alias expansion: the one YAML loader.
+
+    Raises ``yaml.YAMLError`` for YAML that does not parse, and ``ValueError``
+    for a body that is too large or expands too far.
+    """
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_YAML_BODY_BYTES:
+        raise ValueError(
+            f"it is larger than {MAX_YAML_BODY_BYTES // 1_000_000} MB. Keep data in files or "
+            "tables and only settings in the body"
+        )
+    if "\x00" in body:
+        raise ValueError("it contains a NUL byte (\\x00). Remove it")
+    loader = _BoundedLoader(body)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _yaml(body: str, what: str, step: str | None, cell: int | None) -> Any:
     try:
-        return yaml.safe_load(body) if body.strip() else None
+        return load_yaml_body(body) if body.strip() else None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

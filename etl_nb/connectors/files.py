@@ -8,8 +8,10 @@ sees half a file, and a failed run leaves every target as it was.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -19,8 +21,10 @@ from typing import Any
 import duckdb
 
 from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest
+from etl_nb.connectors.paths import confined
 from etl_nb.errors import ConnectorError, SpecError
-from etl_nb.spec import ExtractStep, LoadStep
+from etl_nb.spec import ExtractStep, LoadStep, step_id
+from etl_nb.store.liveness import host_name, process_alive
 
 READ_FORMATS = {
     ".csv": "csv",
@@ -46,6 +50,8 @@ _COPY_OPTIONS = {
     "json": "FORMAT json, ARRAY true",
     "ndjson": "FORMAT json",
 }
+# Options a folder connection takes (in its connect body or as connect() keywords).
+FOLDER_OPTIONS: frozenset[str] = frozenset()
 # Formats whose files can take more rows at the end; the others get part files.
 _APPENDABLE = {"csv", "ndjson"}
 
@@ -65,6 +71,14 @@ class FilesConnector(Connector):
 
     def open(self) -> None:
         """Resolve the folder (``${VAR}`` allowed) against the pipeline's base folder."""
+        unknown = sorted(str(k) for k in set(self.spec.options) - FOLDER_OPTIONS)
+        if unknown:
+            takes = f"take only: {', '.join(sorted(FOLDER_OPTIONS))}" if FOLDER_OPTIONS else "take no options"
+            raise SpecError(
+                f"Connection '{self.spec.name}': unknown option '{unknown[0]}'. Folder connections "
+                f"{takes}; reader options go in an extract's 'options:'.",
+                step=self.spec.name,
+            )
         folder = self.resolved(self.spec.url)
         self.folder = (self.context.base_dir / Path(folder).expanduser()).resolve()
 
@@ -89,8 +103,12 @@ class FilesConnector(Connector):
         """A DuckDB SELECT over every file the glob matches (read lazily, when a step needs it)."""
         extract = request.extract
         assert extract.path is not None
-        paths = sorted(glob.glob(str(self.folder / extract.path), recursive=True))
+        where = {"connection": self.spec.name, "step": extract.name, "what": f"Extract '{extract.name}'"}
+        pattern = confined(self.folder, extract.path, **where)
+        paths = sorted(glob.glob(str(pattern), recursive=True))
         paths = [p for p in paths if os.path.isfile(p)]
+        for match in paths:  # a '..' after a wildcard, or a symlink, can still lead out
+            confined(self.folder, os.path.relpath(match, self.folder), **where)
         if not paths:
             raise ConnectorError(
                 f"No files match '{extract.path}' in {self.folder}. Check the path and the "
@@ -121,10 +139,17 @@ class FilesConnector(Connector):
         """Stage the rows in a temporary file; the returned handle renames it into place."""
         load = request.load
         assert load.path is not None
-        target = self.folder / load.path
+        target = confined(
+            self.folder,
+            load.path,
+            connection=self.spec.name,
+            step=step_id(load),
+            what=f"Load of '{load.step}'",
+        )
         fmt = _write_format(load.path)
         assert fmt is not None
         target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_dead_staging(target.parent)
         if load.mode == "append" and (target.is_dir() or fmt not in _APPENDABLE):
             return self._stage_part_file(request, target, fmt)
         if target.is_dir():
@@ -133,7 +158,7 @@ class FilesConnector(Connector):
                 "--mode append), not a file. Use another --path, or delete the folder to start over.",
                 step=load.step,
             )
-        staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+        staging = staging_path(target, request.run_id)
         try:
             if load.mode == "merge" and target.exists():
                 _copy(request, _merged_sql(request, target, fmt), staging, fmt)
@@ -159,8 +184,9 @@ class FilesConnector(Connector):
                 step=request.load.step,
             )
         target.mkdir(parents=True, exist_ok=True)
-        part = target / f"part-{request.run_id}-{uuid.uuid4().hex[:8]}.{fmt}"
-        staging = target / f".{part.name}.tmp"
+        sweep_dead_staging(target)
+        part = target / f"part-{_safe_run_id(request.run_id)}-{uuid.uuid4().hex[:8]}.{fmt}"
+        staging = staging_path(part, request.run_id)
         try:
             rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
         except BaseException:
@@ -193,6 +219,38 @@ class FilesConnector(Connector):
         finally:
             rows_file.unlink(missing_ok=True)
         return rows
+
+
+# A staging file: hidden, beside its target, named by the run and the process that writes it
+# (".orders.parquet.RUN.PID.HOST.RANDOM.tmp", and ".rows" for an append's new rows), so that
+# the next load to the folder can tell a dead run's debris from a live run's work.
+_STAGING = re.compile(
+    r"\..+\.(?P<run>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.(?P<host>[A-Za-z0-9-]+)\.[0-9a-f]{8}\.(?:tmp|rows)"
+)
+
+
+def _safe_run_id(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:64] or "run"
+
+
+def staging_path(target: Path, run_id: str) -> Path:
+    """The hidden file beside ``target`` that a run stages it in."""
+    return target.parent / (
+        f".{target.name}.{_safe_run_id(run_id)}.{os.getpid()}.{host_name()}.{uuid.uuid4().hex[:8]}.tmp"
+    )
+
+
+def sweep_dead_staging(folder: Path) -> None:
+    """Delete the staging files in ``folder`` left by runs whose process is gone (killed mid-load)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _STAGING.fullmatch(entry.name)
+        if found and not process_alive(int(found["pid"]), found["host"]):
+            with contextlib.suppress(OSError):  # another run swept it first
+                os.unlink(entry.path)
 
 
 def _line_endings(path: Path) -> tuple[str, bool]:

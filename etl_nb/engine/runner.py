@@ -32,7 +32,7 @@ from etl_nb.engine.plan import Materialize, plan_run
 from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
 from etl_nb.engine.sqltext import quote
-from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError
+from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError, scrub_chain
 from etl_nb.results import RunStatus, StepResult, run_status
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -145,7 +145,7 @@ class Runner:
             if outcome.error is None:
                 self._commit(staged, pending, outcome)
         except EtlError as exc:  # a parameter problem before any step ran
-            outcome.error = exc
+            outcome.error = scrub_chain(exc)
         finally:
             for write in pending:
                 write.abort()
@@ -183,7 +183,7 @@ class Runner:
                 if error.step is None:
                     error.step = result.step
                 result.status, result.error, result.rows = "failed", str(error), None
-                outcome.error = error
+                outcome.error = scrub_chain(error)
                 return
             pending[:] = [w for w in pending if w is not write]
 
@@ -230,13 +230,13 @@ class Runner:
         except EtlError as exc:
             if exc.step is None:
                 exc.step = node
-            outcome.error = exc
+            outcome.error = scrub_chain(exc)
             result.status, result.error = "failed", str(exc)
             if self.session.objects.get(exc.step) == "fused":
                 _blame_fused_step(outcome, result, exc)
         except Exception as exc:
-            # A bug in etl_nb: record it, then let the caller show the traceback.
-            outcome.error = exc
+            # A bug in etl_nb: record it, then let the caller show the traceback (secrets masked).
+            outcome.error = scrub_chain(exc)
             result.status, result.error = (
                 "failed",
                 f"internal error: {exc.__class__.__name__}: {exc}",

@@ -11,14 +11,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from etl_nb._masking import redact
-from etl_nb.errors import EtlError
+from etl_nb.errors import EtlError, cut
 from etl_nb.results import StepResult, StepStatus, run_status
-from etl_nb.store.schema import incremental_state, metadata, runs, step_runs
+from etl_nb.store.liveness import fail_runs_whose_process_died, host_name
+from etl_nb.store.private import private_file, private_folder
+from etl_nb.store.schema import ADDED_COLUMNS, incremental_state, metadata, runs, step_runs
 
 
 def default_store_url() -> str:
@@ -88,6 +90,7 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except SQLAlchemyError:
             if attempt == attempts - 1:
@@ -95,12 +98,28 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the columns a store made by an older etl_nb lacks (``schema.ADDED_COLUMNS``)."""
+    inspector = inspect(engine)
+    for table, name in ADDED_COLUMNS:
+        if name in {c["name"] for c in inspector.get_columns(table.name)}:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}'))
+
+
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: SQLite gives its -wal and -shm files the database file's mode.
+        database = Path(parsed.database)
+        private_folder(database.parent)
+        if not database.exists():
+            private_file(database)
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -155,6 +174,8 @@ class RunStore:
                 f"{redact(detail)} "
                 "Check ETL_NB_STORE_URL (or ETL_NB_HOME) and that the database is reachable."
             ) from None
+        with self.engine.begin() as conn:
+            fail_runs_whose_process_died(conn)
 
     # --- runs ----------------------------------------------------------------------------
 
@@ -167,7 +188,17 @@ class RunStore:
         notebook: str | None = None,
         trigger: str = "manual",
     ) -> None:
-        """Record that a run started."""
+        """Record that a run started; a ``run_id`` already recorded is an ``EtlError``."""
+        try:
+            self._insert_run(run_id, pipeline, params, notebook=notebook, trigger=trigger)
+        except IntegrityError:
+            raise EtlError(
+                f"A run with id '{run_id}' is already recorded. Give a new run id, or leave it out."
+            ) from None
+
+    def _insert_run(
+        self, run_id: str, pipeline: str, params: dict[str, Any], *, notebook: str | None, trigger: str
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(runs).values(
@@ -178,6 +209,8 @@ class RunStore:
                     notebook=notebook,
                     trigger=trigger,
                     started_at=now(),
+                    pid=os.getpid(),
+                    host=host_name(),
                 )
             )
 
@@ -214,7 +247,7 @@ class RunStore:
                 "finished_at": finished,
                 "seconds": (finished - started).total_seconds(),
                 "rows": sum(r.rows or 0 for r in recorded if r.kind == "load") or None,
-                "error": redact(error) if error else None,
+                "error": _stored_error(error),
             }
             if output_notebook is not None:
                 values["output_notebook"] = output_notebook
@@ -246,7 +279,7 @@ class RunStore:
                     "run_id": run_id,
                     "position": first_position + i,
                     **s.__dict__,
-                    "error": redact(s.error) if s.error else None,
+                    "error": _stored_error(s.error),
                 }
                 for i, s in enumerate(steps)
             ],
@@ -306,6 +339,11 @@ class RunStore:
                         updated_at=now(),
                     )
                 )
+
+
+def _stored_error(error: str | None) -> str | None:
+    """An error as the store keeps it: secrets masked, a huge one (a 100 KB value quoted) cut."""
+    return cut(redact(error)) if error else None
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:

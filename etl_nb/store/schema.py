@@ -1,4 +1,8 @@
-"""The run store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL."""
+"""The run store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+``ADDED_COLUMNS`` lists columns added after a store's first release: a store
+created before them gets them on open (``runs._add_missing_columns``).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,9 @@ runs = Table(
     Column("seconds", Float),
     Column("rows", Integer),
     Column("error", Text),
+    # The process running it, so that a run whose process died is marked failed (store.liveness).
+    Column("pid", Integer),
+    Column("host", String(64)),
     Index("ix_etl_runs_pipeline_started", "pipeline", "started_at"),
 )
 
@@ -75,3 +82,6 @@ schedules = Table(
     Column("last_run_id", String(32)),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Columns newer than the first stores: (table, column), added to an older store when it opens.
+ADDED_COLUMNS: tuple[tuple[Table, str], ...] = ((runs, "pid"), (runs, "host"))

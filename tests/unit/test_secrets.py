@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import traceback
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from etl_nb._masking import MASK, redact
 from etl_nb._secrets import references, resolve, safe_url
-from etl_nb.errors import ConnectorError, EtlError, MissingSecret
+from etl_nb.errors import ConnectorError, EtlError, MissingSecret, PipelineError, scrub_chain
 
 
 def _secret() -> str:
@@ -91,3 +95,60 @@ def test_very_short_values_are_not_treated_as_secrets() -> None:
     # A one-letter value would otherwise mask every 'a' in every message.
     resolve("${SHORT}", environ={"SHORT": "a"})
     assert redact("a table") == "a table"
+
+
+# --- every form a secret takes in text (issue 10, item 4) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        pytest.param(lambda s: s, id="raw"),
+        pytest.param(repr, id="repr"),
+        pytest.param(lambda s: f"Illegal header value {('Bearer ' + s).encode()!r}", id="bytes-repr"),
+        pytest.param(lambda s: repr(repr(s)), id="repr-of-repr"),
+        pytest.param(lambda s: json.dumps({"token": s}), id="json"),
+        pytest.param(lambda s: "https://api/x?token=" + quote(s, safe=""), id="url-encoded"),
+        pytest.param(lambda s: "https://api/x?token=" + quote_plus(s), id="form-encoded"),
+        pytest.param(lambda s: f"token {s.rstrip()} rejected", id="trailing-newline-stripped"),
+    ],
+)
+@pytest.mark.parametrize("ending", ["\n", "\r", "\r\n", ""])
+def test_a_secret_is_masked_in_every_escaped_form(shown: Any, ending: str) -> None:
+    secret = f"tok/{uuid.uuid4().hex}+&\"'{ending}"
+    resolve("${TOKEN}", environ={"TOKEN": secret})
+    text = redact(shown(secret))
+    assert uuid.UUID(secret[4:36]).hex not in text
+    assert MASK in text
+
+
+def test_an_error_chain_carrying_a_resolved_secret_is_scrubbed() -> None:
+    user = f"user-{uuid.uuid4().hex}"
+    resolve("${DB_USER}", environ={"DB_USER": user})
+
+    class DriverError(Exception):
+        def __str__(self) -> str:  # a driver that formats its own message, not from args
+            return f'role "{user}" does not exist'
+
+    def connect() -> None:
+        try:
+            try:
+                raise DriverError()
+            except DriverError as exc:
+                raise ValueError(f"login as {user} failed") from exc
+        except ValueError as exc:
+            raise ConnectorError("Cannot connect to 'shop'.") from exc
+
+    with pytest.raises(ConnectorError) as info:
+        connect()
+    scrubbed = scrub_chain(info.value)
+    shown = "".join(traceback.format_exception(scrubbed))
+    assert user not in shown
+    assert "Cannot connect to 'shop'." in shown
+    assert f"login as {MASK} failed" in shown  # masked, not dropped: the chain still helps debugging
+
+
+def test_a_long_error_message_is_cut() -> None:
+    error = PipelineError("bad value " + "9" * 100_000)
+    assert len(error.message) < 5_000
+    assert error.message.endswith("more characters cut)")
