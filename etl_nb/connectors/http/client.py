@@ -127,9 +127,25 @@ def settings(spec: ConnectionSpec, env_file: Path | None) -> Settings:
     auth = _auth_headers(options.get("auth"), name, secret)
     headers.update(auth)
     credentials |= {k.lower() for k in auth}
+    _refuse_control_characters(headers, name)
     timeout = _number(options.get("timeout", DEFAULT_TIMEOUT), "timeout", name, minimum=0.001)
     retries = _number(options.get("max_retries", DEFAULT_MAX_RETRIES), "max_retries", name, minimum=0)
     return Settings(name, base_url, headers, params, frozenset(credentials), timeout, int(retries))
+
+
+def _refuse_control_characters(headers: dict[str, str], connection: str) -> None:
+    """Refuse a header holding a control character before it is sent.
+
+    httpx would refuse it too, but with the value in its message: a token with
+    a trailing newline would then be shown in clear. Name the header, never the value.
+    """
+    for key, value in headers.items():
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in key + value):
+            raise SpecError(
+                f"Connection '{connection}': the value of header '{key}' holds a control character "
+                "(a line break at the end of a token?); remove it.",
+                step=connection,
+            )
 
 
 def _headers(body: Any, connection: str, secret: Secret) -> tuple[dict[str, str], set[str]]:

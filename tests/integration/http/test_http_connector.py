@@ -199,6 +199,22 @@ def test_wrong_token_says_check_the_auth_and_never_shows_it(
     assert "wrong-token-7781" not in str(error)
 
 
+@pytest.mark.parametrize("tail", ["\n", "\r\n", "\r"])
+def test_a_token_with_a_trailing_line_break_is_refused_by_header_name_never_shown(
+    pipeline: Pipeline, api: Api, monkeypatch: pytest.MonkeyPatch, tail: str
+) -> None:
+    monkeypatch.setenv("API_TOKEN", f"pasted-token-3318{tail}")
+    error = failure(
+        pipeline, api, connect={"auth": {"type": "bearer", "token": "${API_TOKEN}"}}, path="/secure/bearer"
+    )
+    assert isinstance(error, SpecError)
+    assert "header 'Authorization' holds a control character" in str(error)
+    assert "pasted-token-3318" not in str(error)
+    runs = pipeline.store.list_runs()
+    assert runs
+    assert all("pasted-token-3318" not in repr(r.to_dict()) for r in runs)
+
+
 def test_a_secret_echoed_by_the_api_is_masked_in_the_error(
     pipeline: Pipeline, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,8 +225,9 @@ def test_a_secret_echoed_by_the_api_is_masked_in_the_error(
     assert "400" in str(error)
     assert "token was Bearer ***" in str(error)
     assert "echoed-secret-5521" not in str(error)
-    runs = pipeline.store.runs(pipeline="http_test") if hasattr(pipeline.store, "runs") else []
-    assert all("echoed-secret-5521" not in repr(r) for r in runs)
+    runs = pipeline.store.list_runs()
+    assert runs
+    assert all("echoed-secret-5521" not in repr(r.to_dict()) for r in runs)
 
 
 def test_literal_header_secrets_are_masked_too(pipeline: Pipeline, api: Api) -> None:
