@@ -87,9 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from etl_nb.runs.execute import check_parameters, execute_notebook
+    from etl_nb.runs.execute import execute_notebook
+    from etl_nb.runs.params import check_parameters
 
-    params = check_parameters(dict(args.param))
+    params = check_parameters(args.notebook, dict(args.param))
     result = execute_notebook(args.notebook, params, timeout=args.timeout, progress=sys.stderr.isatty())
     _print_run(result.run_id)
     return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
