@@ -55,8 +55,13 @@ def execute_notebook(
     trigger: str = "manual",
     timeout: float | None = None,
     progress: bool = False,
+    recorded: bool = False,
 ) -> NotebookRun:
-    """Run ``notebook`` with papermill, injecting ``params``, and record the run."""
+    """Run ``notebook`` with papermill, injecting ``params``, and record the run.
+
+    ``recorded``: the run is already in the store (queued, then claimed by
+    ``etl_nb.runs.executor``), so its start is not recorded again.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -72,7 +77,8 @@ def execute_notebook(
     nb, defaults = _prepared(source)
     # Record what the run really used: the parameters cell's values, then -p over them.
     values = {**defaults, **(params or {})}
-    store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
+    if not recorded:
+        store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
     try:
         with _kernel_environment(run_id, store_url, source), kernel_runtime_folder() as runtime:
