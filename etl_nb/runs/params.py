@@ -33,13 +33,18 @@ def check_parameters(notebook: str | Path, given: Mapping[str, Any]) -> dict[str
     defined, a value cannot take the default's type, or a step's
     ``{{ name }}`` has no value anywhere.
     """
-    for name in given:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
-            raise SpecError(f"Parameter name '{name}' is not a Python identifier.")
+    check_names(given)
     declared = _declared(notebook)
     typed = {name: _checked(declared, name, value) for name, value in given.items()}
     _check_used_parameters(declared, typed)
     return typed
+
+
+def check_names(given: Mapping[str, Any]) -> None:
+    """Refuse a parameter name that is not a Python identifier (before the notebook is even read)."""
+    for name in given:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            raise SpecError(f"Parameter name '{name}' is not a Python identifier.")
 
 
 def defines(notebook: str | Path, name: str) -> bool:

@@ -22,7 +22,7 @@ from etl_nb.errors import SpecError
 from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.pipeline import new_run_id
 from etl_nb.runs.execute import home, runs_folder
-from etl_nb.runs.params import SCHEDULED_FOR, check_parameters
+from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters
 from etl_nb.store import RunStore
 from etl_nb.store.queue import Job, RunQueue
 
@@ -100,6 +100,7 @@ def queue_run(
             f"The timeout ({timeout:g}s) must be shorter than ETL_NB_VISIBILITY_TIMEOUT "
             f"({visibility_timeout():g}s), or Celery delivers the run again while it runs."
         )
+    check_names(params)
     source = resolve_notebook(notebook)
     typed = check_parameters(source, params)
     declared = read_notebook(source)
