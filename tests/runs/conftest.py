@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
 import sqlalchemy as sa
 
-ETL_NB = str(Path(sys.executable).parent / "etl-nb")
-PG_URL = os.environ.get("ETL_NB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("ETL_NB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The helpers live beside this file; pytest's import mode may not put this folder on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtools import PG_URL, run_etl_nb, write_notebook
 
 
 @pytest.fixture
@@ -30,37 +28,10 @@ def project(etl_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return etl_home
 
 
-def write_notebook(path: Path, body: str, parameters: str = "") -> Path:
-    """A notebook: a cell tagged ``parameters`` (when given), then ``body`` as one code cell."""
-    nb = nbformat.v4.new_notebook()
-    cells = []
-    if parameters:
-        params = nbformat.v4.new_code_cell(parameters)
-        params.metadata["tags"] = ["parameters"]
-        cells.append(params)
-    nb.cells = [*cells, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.fixture
 def notebook() -> Callable[..., Path]:
     """Writes a notebook (see ``write_notebook``)."""
     return write_notebook
-
-
-def run_etl_nb(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The installed ``etl-nb`` command, run as a user would."""
-    return subprocess.run(
-        [ETL_NB, *args],
-        check=False,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 @pytest.fixture
