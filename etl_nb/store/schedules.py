@@ -270,7 +270,11 @@ class SlotClaims:
             coalesced=coalesced,
         )
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            if self.engine.dialect.name in ("mysql", "mariadb"):
+                return conn.execute(statement).rowcount == 1
+            # psycopg reports no rowcount for ON CONFLICT DO NOTHING: a returned row is the proof.
+            inserted = conn.execute(statement.returning(schedule_slots.c.schedule_id)).first()
+            return inserted is not None
 
     def settle(
         self,
