@@ -25,7 +25,12 @@ from etl_nb.store.queue import lease_seconds
 
 BROKER_ENV = "ETL_NB_BROKER_URL"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-QUEUE = "etl_nb"
+QUEUE_ENV = "ETL_NB_CELERY_QUEUE"  # one queue per environment sharing a Redis (default "etl_nb")
+
+
+def queue_name() -> str:
+    """The Celery queue runs go through."""
+    return os.environ.get(QUEUE_ENV) or "etl_nb"
 
 
 def make_app() -> Celery:
@@ -36,7 +41,7 @@ def make_app() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_default_queue=QUEUE,
+        task_default_queue=queue_name(),
         broker_transport_options={"visibility_timeout": visibility_timeout()},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -57,7 +62,7 @@ def execute_run(run_id: str) -> str | None:
 
 def send_run(run_id: str, *, delay: float = 0.0) -> None:
     """Queue a message for the recorded run ``run_id``, due after ``delay`` seconds."""
-    execute_run.apply_async((run_id,), countdown=delay or None)
+    execute_run.apply_async((run_id,), countdown=delay or None, queue=queue_name())
 
 
 @signals.worker_process_init.connect  # type: ignore[untyped-decorator]
@@ -87,5 +92,14 @@ def run_worker(concurrency: int = 2, log_level: str = "INFO") -> None:
     """``etl-nb worker``: a Celery worker for etl_nb runs (blocks until stopped)."""
     reap()
     app.worker_main(
-        ["worker", f"--concurrency={concurrency}", f"--loglevel={log_level}", "-Q", QUEUE, "-P", "prefork"]
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={log_level}",
+            f"--queues={queue_name()}",
+            "--pool=prefork",
+            f"--hostname=etl-nb-{os.getpid()}@%h",  # two workers on one machine need two names
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
