@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 from etl_nb._logging import get_logger
 from etl_nb.runs.alerts import send_alerts
 from etl_nb.runs.execute import NotebookRun, execute_notebook
-from etl_nb.runs.logs import configure_logging
+from etl_nb.runs.logs import LOG_FILE_ENV, configure_logging
 from etl_nb.runs.submit import dispatch, queue_retry, retry_delay
 from etl_nb.store import RunStore
 from etl_nb.store.queue import Job, RunQueue, executor_id, lease_seconds
@@ -59,9 +61,16 @@ def execute_claimed(
     if keeper.timed_out:
         queue.fail(run_id, f"timed out after {_duration(job.timeout or 0)}: the kernel was stopped.")
     status = queue.status(run_id) or result.status
+    _log_steps(store, run_id, log)
     log.info("run finished", status=status)
     finish(queue, job, status)
     return NotebookRun(run_id, status, result.output_notebook, result.error)
+
+
+def _log_steps(store: RunStore, run_id: str, log: Any) -> None:
+    record = store.get_run(run_id)
+    for step in record.steps if record else []:
+        log.info("step finished", step=step.step, status=step.status, rows=step.rows, seconds=step.seconds)
 
 
 def finish(queue: RunQueue, job: Job, status: str) -> None:
@@ -158,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m etl_nb.runs.executor RUN_ID", file=sys.stderr)
         return 2
-    configure_logging()
+    configure_logging(log_file=os.environ.get(LOG_FILE_ENV))
     result = execute_claimed(args[0])
     return 0 if result is None or result.status == "success" else 1
 

@@ -18,12 +18,21 @@ from pathlib import Path
 from etl_nb._logging import LOG_FORMAT_ENV
 
 _HANDLER_NAME = "etl_nb.runs.logs"
+LOG_FILE_ENV = "ETL_NB_LOG_FILE"  # the executors a scheduler starts log to its file too
+LOG_TO_PARENT_ENV = "ETL_NB_LOG_TO_PARENT"  # ...or to its stderr (a service's journal)
 
 
 def configure_logging(log_format: str | None = None, log_file: str | Path | None = None) -> None:
-    """Send the ``etl_nb`` logger's INFO lines to stderr or a rotating ``log_file``, in ``log_format``."""
+    """Send the ``etl_nb`` logger's INFO lines to stderr or a rotating ``log_file``, in ``log_format``.
+
+    The executor processes started from here inherit the choice (through
+    the environment), so one stream holds every event of the service.
+    """
     if log_format:
         os.environ[LOG_FORMAT_ENV] = log_format  # read by every logger etl_nb makes, kernels included
+    os.environ[LOG_TO_PARENT_ENV] = "1"
+    if log_file:
+        os.environ[LOG_FILE_ENV] = str(Path(log_file).resolve())
     logger = logging.getLogger("etl_nb")
     for handler in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
         logger.removeHandler(handler)

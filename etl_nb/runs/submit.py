@@ -22,6 +22,7 @@ from etl_nb.errors import SpecError
 from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.pipeline import new_run_id
 from etl_nb.runs.execute import home, runs_folder
+from etl_nb.runs.logs import LOG_TO_PARENT_ENV
 from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters
 from etl_nb.store import RunStore
 from etl_nb.store.queue import Job, RunQueue
@@ -196,12 +197,13 @@ def _spawn_executor(run_id: str, store_url: str) -> None:
     folder = runs_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     env = {**os.environ, "ETL_NB_STORE_URL": store_url, "ETL_NB_HOME": str(home())}
+    inherit = bool(os.environ.get(LOG_TO_PARENT_ENV))  # a scheduler's service log, else the run's folder
     with (folder / "executor.log").open("ab") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "etl_nb.runs.executor", run_id],
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=None if inherit else log,
+            stderr=None if inherit else subprocess.STDOUT,
             env=env,
             cwd=str(home()),
         )
