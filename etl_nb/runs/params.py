@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -34,7 +35,7 @@ def check_parameters(notebook: str | Path, given: Mapping[str, Any]) -> dict[str
     ``{{ name }}`` has no value anywhere.
     """
     check_names(given)
-    declared = _declared(notebook)
+    declared = declared_parameters(notebook)
     typed = {name: _checked(declared, name, value) for name, value in given.items()}
     _check_used_parameters(declared, typed)
     return typed
@@ -49,13 +50,21 @@ def check_names(given: Mapping[str, Any]) -> None:
 
 def defines(notebook: str | Path, name: str) -> bool:
     """Whether ``notebook``'s parameters cell defines ``name`` (``scheduled_for``, say)."""
-    return name in _declared(notebook).parameter_names
+    return name in declared_parameters(notebook).parameter_names
 
 
-def _declared(notebook: str | Path) -> NotebookPipeline:
+def declared_parameters(notebook: str | Path) -> NotebookPipeline:
+    """What ``notebook`` declares (read once per version of the file); ``SpecError`` if unreadable."""
     path = Path(notebook)
     if not path.is_file():
         raise SpecError(f"Notebook '{notebook}' does not exist. Check the path.")
+    stat = path.stat()
+    return _read(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: str, _mtime_ns: int, _size: int) -> NotebookPipeline:
+    # Keyed by modification time and size: an edited notebook is read again.
     try:
         return read_notebook(path)
     except EtlError as exc:
@@ -195,16 +204,18 @@ def _describe(default: Any) -> str:
 
 def _check_used_parameters(declared: NotebookPipeline, given: Mapping[str, Any]) -> None:
     """Refuse a step's ``{{ name }}`` that neither the notebook nor ``given`` gives a value."""
-    known = set(declared.parameter_names) | set(given) | _assigned_names(declared)
-    for step in declared.spec.steps:
-        for name in getattr(step, "parameters", []):
-            if name not in known:
-                step_name = getattr(step, "name", None) or getattr(step, "step", "?")
-                raise SpecError(
-                    f"Step '{step_name}' uses the parameter {{{{ {name} }}}} but the notebook never "
-                    f"defines it.{did_you_mean(name, sorted(known))} Add '{name} = ...' to the "
-                    f"parameters cell, or pass -p {name} VALUE."
-                )
+    known = set(declared.parameter_names) | set(given)
+    used = [(step, name) for step in declared.spec.steps for name in getattr(step, "parameters", [])]
+    if any(name not in known for _, name in used):
+        known |= _assigned_names(declared)  # read only when needed: it parses every cell
+    for step, name in used:
+        if name not in known:
+            step_name = getattr(step, "name", None) or getattr(step, "step", "?")
+            raise SpecError(
+                f"Step '{step_name}' uses the parameter {{{{ {name} }}}} but the notebook never "
+                f"defines it.{did_you_mean(name, sorted(known))} Add '{name} = ...' to the "
+                f"parameters cell, or pass -p {name} VALUE."
+            )
 
 
 def _assigned_names(declared: NotebookPipeline) -> set[str]:

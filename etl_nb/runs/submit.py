@@ -19,11 +19,11 @@ from typing import Any
 
 from etl_nb._logging import get_logger
 from etl_nb.errors import SpecError
-from etl_nb.notebook.reader import pipeline_name, read_notebook
+from etl_nb.notebook.reader import pipeline_name
 from etl_nb.pipeline import new_run_id
 from etl_nb.runs.execute import home, runs_folder
 from etl_nb.runs.logs import LOG_TO_PARENT_ENV
-from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters
+from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters, declared_parameters
 from etl_nb.store import RunStore
 from etl_nb.store.queue import Job, RunQueue
 
@@ -104,7 +104,7 @@ def queue_run(
     check_names(params)
     source = resolve_notebook(notebook)
     typed = check_parameters(source, params)
-    declared = read_notebook(source)
+    declared = declared_parameters(source)
     if scheduled_for is not None and SCHEDULED_FOR in declared.parameter_names:
         typed.setdefault(SCHEDULED_FOR, scheduled_for.isoformat())
     run_id = new_run_id()
