@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 import sys
 import threading
 import time
@@ -120,6 +121,8 @@ class LeaseKeeper:
     ) -> None:
         self._done.set()
         self._thread.join()
+        if kind is not None:  # Ctrl-C, or a bug: the run did not finish and must not stay running
+            self.queue.fail(self.run_id, f"interrupted ({kind.__name__}) before the run finished.")
         self.queue.release(self.run_id)
 
     def _keep(self) -> None:
@@ -168,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m etl_nb.runs.executor RUN_ID", file=sys.stderr)
         return 2
     configure_logging(log_file=os.environ.get(LOG_FILE_ENV))
+    # Ctrl-C in a terminal reaches the whole process group: a scheduler stopping on it lets this
+    # run finish (it stops at its timeout, or by SIGTERM/SIGKILL sent to it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     result = execute_claimed(args[0])
     return 0 if result is None or result.status == "success" else 1
 

@@ -32,9 +32,18 @@ def recent_runs(
 
 
 def run_dict(record: RunRecord, queue: RunQueue | None = None) -> dict[str, Any]:
-    """``record.to_dict()`` plus what became of its alerts, when any was sent."""
+    """``record.to_dict()`` plus how it was queued (schedule, slot, attempt) and its alerts."""
     data = record.to_dict()
-    if queue is not None:
+    job = queue.job(record.id) if queue is not None else None
+    if queue is not None and job is not None:
+        slot = job.scheduled_for.isoformat() if job.scheduled_for else None
+        data.update(
+            backend=job.backend,
+            schedule_id=job.schedule_id,
+            scheduled_for=slot,
+            backfill_id=job.backfill_id,
+            attempt=job.attempt,
+        )
         alerts = queue.alert_results(record.id)
         if alerts:
             data["alerts"] = alerts

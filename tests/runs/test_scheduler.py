@@ -12,9 +12,11 @@ import nbformat
 import pytest
 from runtools import wait_for
 
+from etl_nb.runs.metrics import run_dict
 from etl_nb.runs.scheduler import Scheduler
 from etl_nb.runs.submit import queue_run
 from etl_nb.store import RunStore
+from etl_nb.store.queue import RunQueue
 from etl_nb.store.schedules import ScheduleStore, SlotClaims
 
 T0 = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
@@ -117,6 +119,12 @@ def test_a_scheduled_run_gets_its_slot_as_scheduled_for_and_records_its_steps(ho
     assert record.trigger == "schedule"
     executed = nbformat.read(record.output_notebook, as_version=4)
     assert "2026-06-01T09:00:00+00:00" in executed.cells[-2].outputs[0]["text"]
+    listed = run_dict(record, RunQueue())
+    assert (listed["schedule_id"], listed["scheduled_for"], listed["attempt"]) == (
+        hourly,
+        "2026-06-01T09:00:00+00:00",
+        1,
+    )
     shown = ScheduleStore().get(hourly).to_dict(clock.now())
     assert shown["last_run"]["status"] == "success"
 
