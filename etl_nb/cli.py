@@ -355,10 +355,9 @@ def _worker(args: argparse.Namespace) -> int:
     from etl_nb.runs.logs import configure_logging
 
     configure_logging(args.log_format, args.log_file)
-    # Celery is imported only for this command: it is heavy and an optional extra.
-    from etl_nb.runs.celery_app import run_worker
+    from etl_nb.runs.submit import celery_backend
 
-    run_worker(concurrency=args.concurrency)
+    celery_backend().run_worker(concurrency=args.concurrency)
     return EXIT_OK
 
 

@@ -183,12 +183,21 @@ def dispatch(run_id: str, backend: str, *, store: RunStore | None = None, delay:
     """Hand a queued run to its backend: a local executor process, or a Celery message."""
     store = store or RunStore()
     if backend == "celery":
-        # Celery is imported only for this backend: it is heavy and an optional extra.
-        from etl_nb.runs.celery_app import send_run
-
-        send_run(run_id, delay=delay)
+        celery_backend().send_run(run_id, delay=delay)
         return
     _spawn_executor(run_id, store.url)
+
+
+def celery_backend() -> Any:
+    """``etl_nb.runs.celery_app``, imported only for this backend: Celery is heavy and an optional extra."""
+    try:
+        import etl_nb.runs.celery_app as backend
+    except ImportError as exc:
+        raise SpecError(
+            f"The celery backend needs Celery and Redis ({exc.name} is missing): "
+            "pip install 'etl_nb[celery]'."
+        ) from None
+    return backend
 
 
 def _spawn_executor(run_id: str, store_url: str) -> None:
