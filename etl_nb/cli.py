@@ -355,9 +355,13 @@ def _worker(args: argparse.Namespace) -> int:
     from etl_nb.runs.logs import configure_logging
 
     configure_logging(args.log_format, args.log_file)
-    from etl_nb.runs.submit import celery_backend
+    from etl_nb.runs.submit import celery_missing
 
-    celery_backend().run_worker(concurrency=args.concurrency)
+    try:  # Celery is heavy and an optional extra: imported only for this command
+        from etl_nb.runs.celery_worker import run_worker
+    except ImportError as exc:
+        raise celery_missing(exc) from None
+    run_worker(concurrency=args.concurrency)
     return EXIT_OK
 
 

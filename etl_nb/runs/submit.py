@@ -24,7 +24,7 @@ from etl_nb.runs.execute import home, runs_folder
 from etl_nb.runs.logs import LOG_TO_PARENT_ENV
 from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters, declared_parameters
 from etl_nb.store import RunStore, new_run_id
-from etl_nb.store.queue import Job, RunQueue
+from etl_nb.store.queue import Job, RunQueue, visibility_timeout
 
 BACKENDS = ("local", "celery")
 
@@ -166,18 +166,6 @@ def retry_delay(attempt: int) -> float:
     return float(min(initial * 2 ** max(0, attempt - 1), 3600.0))
 
 
-def visibility_timeout() -> float:
-    """Seconds before Redis redelivers an unacknowledged message (``ETL_NB_VISIBILITY_TIMEOUT``, 12 h).
-
-    It must exceed the longest run timeout, or a running run's message is
-    delivered again (harmlessly, as the run is claimed, but wastefully).
-    """
-    try:
-        return float(os.environ.get("ETL_NB_VISIBILITY_TIMEOUT") or 43200)
-    except ValueError:
-        return 43200.0
-
-
 def dispatch(run_id: str, backend: str, *, store: RunStore | None = None, delay: float = 0.0) -> None:
     """Hand a queued run to its backend: a local executor process, or a Celery message."""
     store = store or RunStore()
@@ -192,11 +180,15 @@ def celery_backend() -> Any:
     try:
         import etl_nb.runs.celery_app as backend
     except ImportError as exc:
-        raise SpecError(
-            f"The celery backend needs Celery and Redis ({exc.name} is missing): "
-            "pip install 'etl_nb[celery]'."
-        ) from None
+        raise celery_missing(exc) from None
     return backend
+
+
+def celery_missing(exc: ImportError) -> SpecError:
+    """The one sentence for a Celery backend whose packages are not installed."""
+    return SpecError(
+        f"The celery backend needs Celery and Redis ({exc.name} is missing): pip install 'etl_nb[celery]'."
+    )
 
 
 def _spawn_executor(run_id: str, store_url: str) -> None:

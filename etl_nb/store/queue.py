@@ -309,3 +309,15 @@ def _job(row: Any) -> Job:
         alerts=list(row["alerts"]) if row["alerts"] else None,
         alert_on=row["alert_on"],
     )
+
+
+def visibility_timeout() -> float:
+    """Seconds before Redis redelivers an unacknowledged message (``ETL_NB_VISIBILITY_TIMEOUT``, 12 h).
+
+    It must exceed the longest run timeout, or a running run's message is
+    delivered again (harmlessly, as the run is claimed, but wastefully).
+    """
+    try:
+        return float(os.environ.get("ETL_NB_VISIBILITY_TIMEOUT") or 43200)
+    except ValueError:
+        return 43200.0
