@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from rich.markup import escape
 
 from etl_nb.errors import EtlError
+from etl_nb.results import load_summary
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
 
@@ -36,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(run)
     run.add_argument("--backend", choices=["local"], default="local", help="where the run executes")
     run.add_argument("--timeout", type=float, default=None, help="seconds a cell may run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="every load says what it would write, and writes nothing"
+    )
 
     runs = commands.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--pipeline", metavar="NB", help="only this notebook's (or pipeline's) runs")
@@ -90,6 +95,10 @@ def _run(args: argparse.Namespace) -> int:
     from etl_nb.runs.execute import check_parameters, execute_notebook
 
     params = check_parameters(dict(args.param))
+    if args.dry_run:  # the kernel inherits it: every load there is a dry-run
+        from etl_nb.pipeline import DRY_RUN_ENV
+
+        os.environ[DRY_RUN_ENV] = "1"
     result = execute_notebook(args.notebook, params, timeout=args.timeout, progress=sys.stderr.isatty())
     _print_run(result.run_id)
     return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
@@ -163,11 +172,17 @@ def _print_run(run_id: str) -> None:
     if record.params:
         console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
     table = Table("step", "status", "rows", "seconds", box=None)
+    notes = []
     for step in record.steps:
         rows = "" if step.rows is None else f"{step.rows:,}"
         table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}")
+        note = load_summary(step.detail) or (step.error if step.status == "warned" else None)
+        if note:
+            notes.append(f"{escape(step.step)}: {escape(note)}")
     if record.steps:
         console.print(table)
+    for note in notes:
+        console.print(note)
     if record.error:
         console.print(f"[red]{escape(record.error)}[/]", markup=True, highlight=False)
     if record.output_notebook:

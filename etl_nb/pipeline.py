@@ -7,6 +7,7 @@ this class, so there is one way a pipeline runs and is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     CheckStep,
     ConnectionSpec,
+    DriftPolicy,
     ExtractStep,
     LoadMode,
     LoadStep,
@@ -37,7 +39,15 @@ from etl_nb.spec import (
 )
 from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
 
-__all__ = ["RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
+__all__ = ["DRY_RUN_ENV", "RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
+
+# Set by `etl-nb run --dry-run` for the kernel: every load of every run there is a dry-run.
+DRY_RUN_ENV = "ETL_NB_DRY_RUN"
+
+
+def dry_run_everywhere() -> bool:
+    """Whether this process runs every load as a dry-run (inside `etl-nb run --dry-run`)."""
+    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
 
 
 class Pipeline:
@@ -120,6 +130,7 @@ class Pipeline:
         records: str | None = None,
         paginate: Mapping[str, Any] | None = None,
         incremental: str | None = None,
+        on_drift: DriftPolicy = "warn",
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         return self.add(
@@ -135,6 +146,7 @@ class Pipeline:
                 records=records,
                 paginate=dict(paginate) if paginate else None,
                 incremental=incremental,
+                on_drift=on_drift,
             )
         )
 
@@ -159,10 +171,19 @@ class Pipeline:
         path: str | None = None,
         mode: LoadMode = "append",
         key: str | Iterable[str] | None = None,
+        dry_run: bool = False,
     ) -> Pipeline:
-        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
+        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``).
+
+        ``dry_run=True`` makes it say what it would write (merge: rows inserted,
+        updated, unchanged) and write nothing.
+        """
         keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
-        return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
+        return self.add(
+            validated(
+                LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys, dry_run=dry_run
+            )
+        )
 
     def add(self, statement: ConnectionSpec | Step) -> Pipeline:
         """Add a parsed statement (from ``parse_cell``), replacing one with the same identity."""
@@ -205,6 +226,7 @@ class Pipeline:
         notebook: str | None = None,
         trigger: str = "manual",
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> RunResult:
         """Run the pipeline (or part of it) and record the run in the store.
 
@@ -213,7 +235,9 @@ class Pipeline:
         runs a step and everything after it; ``steps`` runs exactly these step
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
+        ``dry_run=True`` makes every load say what it would do and write nothing.
         """
+        dry_run = dry_run or dry_run_everywhere()
         values = {**self.spec.parameters, **(params or {})}
         store = self.store
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
@@ -241,13 +265,16 @@ class Pipeline:
                 retry=self.retry,
                 listener=listener,
                 run_id=recorder.run_id,
+                dry_run=dry_run,
             )
-            outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
+            outcome = runner.run(
+                nodes, values, materialize=materialize, watermarks=watermarks, schemas=self._schemas(store)
+            )
             steps_done, error = outcome.steps, outcome.error
             if error is None:
                 # A mark moves only when every step downstream of its extract ran too:
-                # rows an unrun load never wrote would otherwise be skipped for good.
-                ran = set(nodes)
+                # rows an unrun (or dry-run) load never wrote would otherwise be skipped for good.
+                ran = {s.step for s in steps_done if not (s.detail or {}).get("dry_run")} & set(nodes)
                 marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
                 store.set_watermarks(self.name, recorder.run_id, marks)
         except EtlError as exc:
@@ -287,8 +314,16 @@ class Pipeline:
                     step=node,
                 )
         values = {**self.spec.parameters, **(params or {})}
-        runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
-        outcome = runner.run([node], values, materialize="all")
+        runner = Runner(
+            self.spec,
+            dag,
+            self.session,
+            self._context(),
+            retry=self.retry,
+            run_id=new_run_id(),
+            dry_run=dry_run_everywhere(),
+        )
+        outcome = runner.run([node], values, materialize="all", schemas=self._schemas(self.store, [node]))
         outer = RunRecorder.outer(lambda: self.store)
         if outer is not None:
             outer.record(outcome.steps)
@@ -314,6 +349,19 @@ class Pipeline:
     def close(self) -> None:
         """Release the DuckDB session and open connections."""
         self.reset()
+
+    def _schemas(
+        self, store: RunStore, names: Iterable[str] | None = None
+    ) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each extract's columns in its last good run (schema drift compares with them)."""
+        wanted = None if names is None else set(names)
+        found = {}
+        for step in self.spec.steps:
+            if isinstance(step, ExtractStep) and (wanted is None or step.name in wanted):
+                last = store.last_columns(self.name, step.name)
+                if last is not None:
+                    found[step.name] = last
+        return found
 
     def _context(self) -> ConnectorContext:
         return ConnectorContext(base_dir=self.base_dir, env_file=self.base_dir / ".env")
