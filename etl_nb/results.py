@@ -43,6 +43,16 @@ def load_summary(detail: dict[str, Any] | None) -> str | None:
     magics print this one sentence.
     """
     detail = detail or {}
+    summary = _counts_summary(detail)
+    added = detail.get("columns_added")
+    if added:
+        verb = "would add" if detail.get("dry_run") else "added"
+        note = f"{verb} column{'s' if len(added) > 1 else ''} {', '.join(added)} to the target"
+        summary = f"{summary}; {note}" if summary else note
+    return summary
+
+
+def _counts_summary(detail: dict[str, Any]) -> str | None:
     dry = bool(detail.get("dry_run"))
     if "inserted" in detail:
         changed = detail.get("changed_columns") or {}

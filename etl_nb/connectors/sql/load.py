@@ -144,6 +144,9 @@ class SqlLoader(SqlConnection):
                 return staged
             self._finish_staging(load, shape)
             staged.plan = self.dialect.commit_plan(shape)
+            if shape.exists and shape.mode != "replace" and shape.added:
+                # Said in the step's detail: the target gains columns it did not have.
+                staged.counts = {"columns_added": [p.name for p in shape.added]}
         return staged
 
     def preview(self, request: WriteRequest) -> dict[str, Any]:
@@ -164,7 +167,7 @@ class SqlLoader(SqlConnection):
                 counts = self.dialect.count(staged.plan)
             finally:
                 staged.abort()
-            return counts if counts is not None else merge_counts(0, 0, 0)
+            return {**(counts or merge_counts(0, 0, 0)), **(staged.counts or {})}
         if not self.scans_rows_once:
             _check_keys(request, load)
         rows = count_rows(request)
@@ -305,7 +308,8 @@ class SqlLoader(SqlConnection):
         doing = self.doing(f"the commit into {target!r}", staged.step, target)
         # A commit is never retried as is: its staging table is gone.
         with db_errors(doing, on_error=lambda: self.drop_staging(staged), final=True):
-            staged.counts = self.dialect.commit(staged.plan, staged.step)
+            counts = self.dialect.commit(staged.plan, staged.step)
+            staged.counts = {**(counts or {}), **(staged.counts or {})} or None
         log.info("load committed", step=staged.step, table=target, rows=staged.rows)
 
     def drop_staging(self, staged: StagedTable) -> None:

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from etl_nb import Pipeline
+from etl_nb.results import load_summary
 from etl_nb.spec import parse_cell
 
 TARGET_ROWS = [(1, 10.0, "open"), (2, 20.0, "open"), (3, 30.0, "paid"), (4, 40.0, "open"), (5, 50.0, "open")]
@@ -165,10 +166,28 @@ def test_merge_dry_run_counts_a_column_the_target_lacks_as_changed_where_it_has_
         "updated": 1,
         "unchanged": 0,
         "changed_columns": {"note": 1},
+        "columns_added": ["note"],
     }
     assert _checksum(pg, table) == before
     with pg.connect() as conn:
         assert "note" not in {c["name"] for c in sa.inspect(conn).get_columns(table)}
+
+
+def test_a_real_merge_says_which_columns_it_added_to_the_target(
+    pg_url: str, pg: sa.Engine, make_pipeline: Callable[[str], Pipeline]
+) -> None:
+    table = f"dry_{uuid.uuid4().hex[:8]}"
+    _make_target(pg, table)
+    p = make_pipeline("dry_run")
+    p.connect("db", pg_url)
+    p.transform("changes", sql="SELECT 9 AS id, 90.0 AS amount, 'open' AS status, 'vip' AS note")
+    p.load("changes", to="db", table=table, mode="merge", key=["id"])
+    (load,) = [s for s in p.run().raise_for_status().steps.values() if s.kind == "load"]
+    assert load.detail is not None
+    assert load.detail["columns_added"] == ["note"]
+    assert load.detail["inserted"] == 1
+    summary = "inserted 1, updated 0, left 0 unchanged; added column note to the target"
+    assert load_summary(load.detail) == summary
 
 
 def test_the_load_line_takes_dry_run() -> None:
