@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
     )
+    _add_lineage(commands)
     return parser
 
 
@@ -70,6 +71,12 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
         metavar=("NAME", "VALUE"),
         help="a parameter for the notebook's parameters cell (repeatable)",
     )
+
+
+def _add_lineage(commands: Any) -> None:
+    lineage = commands.add_parser("lineage", help="a notebook's column lineage, without running it")
+    lineage.add_argument("notebook", metavar="NB")
+    lineage.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _positive_int(text: str) -> int:
@@ -211,7 +218,25 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export}
+def _lineage(args: argparse.Namespace) -> int:
+    from etl_nb.lineage import last_good_columns, pipeline_lineage
+    from etl_nb.notebook.reader import read_notebook
+    from etl_nb.store import RunStore
+
+    notebook = read_notebook(args.notebook)
+    if not notebook.is_pipeline:
+        raise EtlError(f"'{args.notebook}' has no %%etl cells, so it has no lineage.")
+    # Columns seen in the last good run fill in what the SQL alone cannot say (SELECT *).
+    types = last_good_columns(RunStore(), notebook.spec)
+    folder = notebook.path.parent if notebook.path else "."
+    found = pipeline_lineage(
+        notebook.spec, base_dir=folder, columns={k: list(v) for k, v in types.items()}, types=types
+    )
+    print(json.dumps(found.to_dict(), indent=2) if args.json else found.text())
+    return EXIT_OK
+
+
+_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export, "lineage": _lineage}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,6 +20,7 @@ from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
 from etl_nb.engine.session import Session
 from etl_nb.errors import EtlError, PipelineError, SpecError
+from etl_nb.lineage import RunLineage
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -244,6 +245,7 @@ class Pipeline:
         recorder = RunRecorder.start(
             store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
         )
+        lineage = RunLineage.start(self.spec, recorder.run_id, self.base_dir)  # None unless configured
         started = dt.datetime.now(dt.UTC)
         steps_done: list[StepResult] = []
         error: BaseException | None = None
@@ -281,8 +283,12 @@ class Pipeline:
             error = exc
         except BaseException as exc:
             recorder.finish(steps_done, error=f"internal error: {exc!r}")
+            if lineage is not None:
+                lineage.finish(steps_done, error=f"internal error: {exc!r}")
             raise
         status = recorder.finish(steps_done, error=str(error) if error else None)
+        if lineage is not None:
+            lineage.finish(steps_done, error=str(error) if error else None, columns=self._columns(steps_done))
         if error is not None and not isinstance(error, EtlError):
             raise error
         return RunResult(
@@ -349,6 +355,18 @@ class Pipeline:
     def close(self) -> None:
         """Release the DuckDB session and open connections."""
         self.reset()
+
+    def _columns(self, steps: Iterable[StepResult]) -> dict[str, list[str]]:
+        """The columns of the table steps that ran (for lineage: a Python step's are known only so)."""
+        tables = self.spec.tables()
+        found = {}
+        for step in steps:
+            if step.step in tables and step.status in ("success", "warned") and self.session.has(step.step):
+                try:
+                    found[step.step] = list(self.session.relation(step.step).columns)
+                except Exception:  # a stream already read, say: its lineage comes from the SQL
+                    continue
+        return found
 
     def _schemas(
         self, store: RunStore, names: Iterable[str] | None = None
