@@ -144,6 +144,8 @@ class SqlLoader(SqlConnection):
                 return staged
             self._finish_staging(load, shape)
             staged.plan = self.dialect.commit_plan(shape)
+            if load.mode == "merge" and not shape.exists:  # a new table: every row is new
+                staged.counts = merge_counts(staged.rows, 0, 0)
             if shape.exists and shape.mode != "replace" and shape.added:
                 # Said in the step's detail: the target gains columns it did not have.
                 staged.counts = {"columns_added": [p.name for p in shape.added]}
