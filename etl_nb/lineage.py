@@ -99,7 +99,9 @@ class Dataset:
 
     def __str__(self) -> str:
         # A file's name is its absolute path; elsewhere the namespace says where, then what.
-        return self.name if self.namespace == "file" else f"{self.namespace}/{self.name}"
+        if self.namespace == "file":
+            return self.name
+        return f"{self.namespace}{'' if self.name.startswith('/') else '/'}{self.name}"
 
 
 @dataclass(frozen=True, order=True)
@@ -194,6 +196,9 @@ def _server(connection: ConnectionSpec, scheme: str) -> tuple[str, str, str]:
     """(namespace, database, path) of a database or http URL, credentials left out."""
     parts = urlsplit(connection.url)
     host = parts.hostname or "localhost"
+    written = parts.netloc.rsplit("@", 1)[-1]
+    if "${" in written:  # a ${HOST} reference stays as written (urlsplit lowercases hosts)
+        host = written.rsplit(":", 1)[0] if written.rsplit(":", 1)[-1].isdigit() else written
     try:
         port = parts.port
     except ValueError:  # a ${PORT} reference: keep it as written

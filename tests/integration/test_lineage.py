@@ -241,3 +241,37 @@ def test_etl_nb_lineage_prints_a_notebooks_column_lineage_without_running_it(
         for i in output["fields"]["revenue_eur"]
     }
     assert fields == _expected_revenue_lineage(tmp_path)["revenue_eur"]
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "expected"),
+    [
+        (
+            "postgresql://${PGUSER}:${PGPASSWORD}@db.example.com/shop",
+            "orders",
+            "postgres://db.example.com:5432",
+        ),
+        ("postgresql://u@${PGHOST}:${PGPORT}/shop", "orders", "postgres://${PGHOST}:${PGPORT}"),
+        ("mysql+pymysql://root:pw@127.0.0.1:3307/test", "orders", "mysql://127.0.0.1:3307"),
+    ],
+)
+def test_database_datasets_are_named_from_the_url_as_written_without_credentials(
+    url: str, table: str, expected: str
+) -> None:
+    from etl_nb.lineage import table_dataset
+    from etl_nb.spec import ConnectionSpec
+
+    dataset = table_dataset(ConnectionSpec(name="db", type="sql", url=url), table)
+    assert dataset.namespace == expected
+    assert "pw" not in str(dataset)
+    assert "PGPASSWORD" not in str(dataset)
+
+
+def test_an_api_dataset_is_its_host_and_path_without_credentials_or_query() -> None:
+    from etl_nb.lineage import extract_dataset
+    from etl_nb.spec import ConnectionSpec, ExtractStep
+
+    api = ConnectionSpec(name="api", type="http", url="https://user:pw@api.example.com/v1?token=${TOKEN}")
+    extract = ExtractStep(name="users", source="api", path="/users?active=true")
+    dataset = extract_dataset(api, extract, Path("."))
+    assert (dataset.namespace, dataset.name) == ("https://api.example.com", "/v1/users")
