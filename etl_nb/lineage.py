@@ -852,7 +852,11 @@ class RunLineage:
             for d, cols in lineage.inputs.items()
         ]
         outputs = []
+        steps_by_id = self.spec.by_id()
         for output in lineage.outputs:
+            load = steps_by_id.get(output.load)
+            if isinstance(load, LoadStep) and load.dry_run:  # it wrote nothing
+                continue
             facets: dict[str, Any] = {}
             if ended:
                 facets["schema"] = schema(dict.fromkeys(output.fields))

@@ -245,7 +245,8 @@ class Pipeline:
         recorder = RunRecorder.start(
             store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
         )
-        lineage = RunLineage.start(self.spec, recorder.run_id, self.base_dir)  # None unless configured
+        # None unless OpenLineage is configured; a dry-run writes nothing, so it has no lineage.
+        lineage = None if dry_run else RunLineage.start(self.spec, recorder.run_id, self.base_dir)
         started = dt.datetime.now(dt.UTC)
         steps_done: list[StepResult] = []
         error: BaseException | None = None
@@ -329,7 +330,10 @@ class Pipeline:
             run_id=new_run_id(),
             dry_run=dry_run_everywhere(),
         )
-        outcome = runner.run([node], values, materialize="all", schemas=self._schemas(self.store, [node]))
+        # Drift is checked against the store once this session has opened it (a run was
+        # recorded): a cell on its own does not create a run store.
+        schemas = self._schemas(self._store, [node]) if isinstance(self._store, RunStore) else {}
+        outcome = runner.run([node], values, materialize="all", schemas=schemas)
         outer = RunRecorder.outer(lambda: self.store)
         if outer is not None:
             outer.record(outcome.steps)

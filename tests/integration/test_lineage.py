@@ -275,3 +275,8 @@ def test_an_api_dataset_is_its_host_and_path_without_credentials_or_query() -> N
     extract = ExtractStep(name="users", source="api", path="/users?active=true")
     dataset = extract_dataset(api, extract, Path("."))
     assert (dataset.namespace, dataset.name) == ("https://api.example.com", "/v1/users")
+
+
+def test_a_dry_run_writes_nothing_so_it_emits_no_lineage(tmp_path: Path, events: Any) -> None:
+    _revenue(tmp_path).run(dry_run=True).raise_for_status()
+    assert events() == []
