@@ -116,6 +116,8 @@ class RunResult:
         for name, step in self.steps.items():
             rows = "" if step.rows is None else f"{step.rows:>10,} rows"
             lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+        notes = {name: load_summary(step.detail) for name, step in self.steps.items()}
+        lines += [f"  {name}: {note}" for name, note in notes.items() if note]
         if self.error:
             lines.append(self.error)
         return "\n".join(lines)
