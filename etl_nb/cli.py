@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from rich.markup import escape
 
 from etl_nb.errors import EtlError
+from etl_nb.results import load_summary
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=["local", "celery"], default="local", help="where the run executes")
     run.add_argument(
         "--timeout", type=_duration, default=None, help="how long the run may take: 90s, 30m, 2h"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="every load says what it would write, and writes nothing"
     )
 
     runs = commands.add_parser("runs", help="recent runs, newest first")
@@ -93,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
     )
+    _add_lineage(commands)
     return parser
 
 
@@ -128,6 +134,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _add_lineage(commands: Any) -> None:
+    lineage = commands.add_parser("lineage", help="a notebook's column lineage, without running it")
+    lineage.add_argument("notebook", metavar="NB")
+    lineage.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0")
@@ -152,6 +164,12 @@ def _run(args: argparse.Namespace) -> int:
     from etl_nb.runs.submit import dispatch, queue_run
     from etl_nb.store.queue import ACTIVE, RunQueue
 
+    if args.dry_run:
+        from etl_nb.pipeline import DRY_RUN_ENV
+
+        if args.backend != "local":
+            raise EtlError("--dry-run runs on this machine: drop --backend celery.")
+        os.environ[DRY_RUN_ENV] = "1"  # the kernel inherits it: every load there is a dry-run
     reap()
     run_id = queue_run(
         args.notebook, dict(args.param), trigger="manual", backend=args.backend, timeout=args.timeout
@@ -256,11 +274,17 @@ def _print_run(run_id: str) -> None:
     if record.params:
         console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
     table = Table("step", "status", "rows", "seconds", box=None)
+    notes = []
     for step in record.steps:
         rows = "" if step.rows is None else f"{step.rows:,}"
         table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}")
+        note = load_summary(step.detail) or (step.error if step.status == "warned" else None)
+        if note:
+            notes.append(f"{escape(step.step)}: {escape(note)}")
     if record.steps:
         console.print(table)
+    for note in notes:
+        console.print(note)
     if record.error:
         console.print(f"[red]{escape(record.error)}[/]", markup=True, highlight=False)
     if record.output_notebook:
@@ -394,6 +418,24 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    from etl_nb.lineage import last_good_columns, pipeline_lineage
+    from etl_nb.notebook.reader import read_notebook
+    from etl_nb.store import RunStore
+
+    notebook = read_notebook(args.notebook)
+    if not notebook.is_pipeline:
+        raise EtlError(f"'{args.notebook}' has no %%etl cells, so it has no lineage.")
+    # Columns seen in the last good run fill in what the SQL alone cannot say (SELECT *).
+    types = last_good_columns(RunStore(), notebook.spec)
+    folder = notebook.path.parent if notebook.path else "."
+    found = pipeline_lineage(
+        notebook.spec, base_dir=folder, columns={k: list(v) for k, v in types.items()}, types=types
+    )
+    print(json.dumps(found.to_dict(), indent=2) if args.json else found.text())
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": _run,
     "runs": _runs,
@@ -403,6 +445,7 @@ _COMMANDS = {
     "worker": _worker,
     "backfill": _backfill,
     "export": _export,
+    "lineage": _lineage,
 }
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ this class, so there is one way a pipeline runs and is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -21,11 +22,13 @@ from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
 from etl_nb.engine.session import Session
 from etl_nb.errors import EtlError, PipelineError, SpecError, cut, did_you_mean, scrub_chain
+from etl_nb.lineage import RunLineage
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
     CheckStep,
     ConnectionSpec,
+    DriftPolicy,
     ExtractStep,
     LoadMode,
     LoadStep,
@@ -39,7 +42,16 @@ from etl_nb.spec import (
 )
 from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
 
-__all__ = ["RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
+__all__ = ["DRY_RUN_ENV", "RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
+
+# Set by `etl-nb run --dry-run` for the kernel: every load of every run there is a dry-run.
+DRY_RUN_ENV = "ETL_NB_DRY_RUN"
+
+
+def dry_run_everywhere() -> bool:
+    """Whether this process runs every load as a dry-run (inside `etl-nb run --dry-run`)."""
+    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
+
 
 _T = TypeVar("_T")
 
@@ -121,7 +133,7 @@ class Pipeline:
             )
         )
 
-    def extract(
+    def extract(  # noqa: PLR0913 - keywords mirror the grammar's extract options and body keys
         self,
         name: str,
         source: str,
@@ -134,6 +146,7 @@ class Pipeline:
         records: str | None = None,
         paginate: Mapping[str, Any] | None = None,
         incremental: str | None = None,
+        on_drift: DriftPolicy = "warn",
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         options = _mapping(options, f"extract({name!r}, options=...)")
@@ -152,6 +165,7 @@ class Pipeline:
                 records=records,
                 paginate=paginate,
                 incremental=incremental,
+                on_drift=on_drift,
             )
         )
 
@@ -179,10 +193,20 @@ class Pipeline:
         path: str | None = None,
         mode: LoadMode = "append",
         key: str | Iterable[str] | None = None,
+        dry_run: bool = False,
     ) -> Pipeline:
-        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
+        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``).
+
+        ``dry_run=True`` makes it say what it would write (merge: rows inserted,
+        updated, unchanged) and write nothing.
+        """
         keys = _names(key, f"load({step!r}, key=...)", "a column name or a list of them")
-        return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
+        _kind(dry_run, (bool,), f"load({step!r}, dry_run=...)", "True or False")
+        return self.add(
+            validated(
+                LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys, dry_run=dry_run
+            )
+        )
 
     def add(self, statement: ConnectionSpec | Step) -> Pipeline:
         """Add a parsed statement (from ``parse_cell``), replacing one with the same identity."""
@@ -232,6 +256,7 @@ class Pipeline:
         notebook: str | None = None,
         trigger: str = "manual",
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> RunResult:
         """Run the pipeline (or part of it) and record the run in the store.
 
@@ -240,6 +265,7 @@ class Pipeline:
         runs a step and everything after it; ``steps`` runs exactly these step
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
+        ``dry_run=True`` makes every load say what it would do and write nothing.
         """
         params = _mapping(params, "run(params=...)")
         only = _names(only, "run(only=...)", "step names") if only is not None else None
@@ -262,12 +288,16 @@ class Pipeline:
                 f"run(run_id={run_id!r}): a run id is 1 to 32 letters, digits, '-' or '_'. "
                 "Leave it out to get a new one."
             )
+        _kind(dry_run, (bool,), "run(dry_run=...)", "True or False")
+        dry_run = dry_run or dry_run_everywhere()
         values = {**self.spec.parameters, **params}
         store = self.store
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
         recorder = RunRecorder.start(
             store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
         )
+        # None unless OpenLineage is configured; a dry-run writes nothing, so it has no lineage.
+        lineage = None if dry_run else RunLineage.start(self.spec, recorder.run_id, self.base_dir)
         started = dt.datetime.now(dt.UTC)
         steps_done: list[StepResult] = []
         error: BaseException | None = None
@@ -287,21 +317,28 @@ class Pipeline:
                 retry=self.retry,
                 listener=listener,
                 run_id=recorder.run_id,
+                dry_run=dry_run,
             )
-            outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
+            outcome = runner.run(
+                nodes, values, materialize=materialize, watermarks=watermarks, schemas=self._schemas(store)
+            )
             steps_done, error = outcome.steps, outcome.error
             if error is None:
                 # A mark moves only when every step downstream of its extract ran too:
-                # rows an unrun load never wrote would otherwise be skipped for good.
-                ran = set(nodes)
+                # rows an unrun (or dry-run) load never wrote would otherwise be skipped for good.
+                ran = {s.step for s in steps_done if not (s.detail or {}).get("dry_run")} & set(nodes)
                 marks = {n: m for n, m in outcome.watermarks.items() if dag.descendants([n]) <= ran}
                 store.set_watermarks(self.name, recorder.run_id, marks)
         except EtlError as exc:
             error = scrub_chain(exc)
         except BaseException as exc:
             recorder.finish(steps_done, error=f"internal error: {exc!r}")
+            if lineage is not None:
+                lineage.finish(steps_done, error=f"internal error: {exc!r}")
             raise
         status = recorder.finish(steps_done, error=str(error) if error else None)
+        if lineage is not None:
+            lineage.finish(steps_done, error=str(error) if error else None, columns=self._columns(steps_done))
         if error is not None and not isinstance(error, EtlError):
             raise error
         return RunResult(
@@ -335,8 +372,19 @@ class Pipeline:
                     step=node,
                 )
         values = {**self.spec.parameters, **params}
-        runner = Runner(self.spec, dag, self.session, self._context(), retry=self.retry, run_id=new_run_id())
-        outcome = runner.run([node], values, materialize="all")
+        runner = Runner(
+            self.spec,
+            dag,
+            self.session,
+            self._context(),
+            retry=self.retry,
+            run_id=new_run_id(),
+            dry_run=dry_run_everywhere(),
+        )
+        # Drift is checked against the store once this session has opened it (a run was
+        # recorded): a cell on its own does not create a run store.
+        schemas = self._schemas(self._store, [node]) if isinstance(self._store, RunStore) else {}
+        outcome = runner.run([node], values, materialize="all", schemas=schemas)
         outer = RunRecorder.outer(lambda: self.store)
         if outer is not None:
             outer.record(outcome.steps)
@@ -363,6 +411,31 @@ class Pipeline:
     def close(self) -> None:
         """Release the DuckDB session and open connections."""
         self.reset()
+
+    def _columns(self, steps: Iterable[StepResult]) -> dict[str, list[str]]:
+        """The columns of the table steps that ran (for lineage: a Python step's are known only so)."""
+        tables = self.spec.tables()
+        found = {}
+        for step in steps:
+            if step.step in tables and step.status in ("success", "warned") and self.session.has(step.step):
+                try:
+                    found[step.step] = list(self.session.relation(step.step).columns)
+                except Exception:  # a stream already read, say: its lineage comes from the SQL
+                    continue
+        return found
+
+    def _schemas(
+        self, store: RunStore, names: Iterable[str] | None = None
+    ) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each extract's columns in its last good run (schema drift compares with them)."""
+        wanted = None if names is None else set(names)
+        found = {}
+        for step in self.spec.steps:
+            if isinstance(step, ExtractStep) and (wanted is None or step.name in wanted):
+                last = store.last_columns(self.name, step.name)
+                if last is not None:
+                    found[step.name] = last
+        return found
 
     def _context(self) -> ConnectorContext:
         return ConnectorContext(base_dir=self.base_dir, env_file=self.base_dir / ".env")

@@ -36,6 +36,43 @@ class StepResult:
     detail: dict[str, Any] | None = None
 
 
+def load_summary(detail: dict[str, Any] | None) -> str | None:
+    """A load's counts as one line (``would insert 3, update 2 (amount 2), leave 5 unchanged``).
+
+    None when ``detail`` holds no counts. Previews, ``etl-nb show`` and the
+    magics print this one sentence.
+    """
+    detail = detail or {}
+    summary = _counts_summary(detail)
+    added = detail.get("columns_added")
+    if added:
+        verb = "would add" if detail.get("dry_run") else "added"
+        note = f"{verb} column{'s' if len(added) > 1 else ''} {', '.join(added)} to the target"
+        summary = f"{summary}; {note}" if summary else note
+    return summary
+
+
+def _counts_summary(detail: dict[str, Any]) -> str | None:
+    dry = bool(detail.get("dry_run"))
+    if "inserted" in detail:
+        changed = detail.get("changed_columns") or {}
+        columns = ", ".join(f"{c} {n:,}" for c, n in list(changed.items())[:5])
+        verbs = ("would insert", "update", "leave") if dry else ("inserted", "updated", "left")
+        return (
+            f"{verbs[0]} {detail['inserted']:,}, {verbs[1]} {detail['updated']:,}"
+            + (f" ({columns})" if columns else "")
+            + f", {verbs[2]} {detail['unchanged']:,} unchanged"
+        )
+    if "rows_added" in detail:
+        return f"{'would add' if dry else 'added'} {detail['rows_added']:,} rows"
+    if "rows_after" in detail:
+        verb = "would replace" if dry else "replaced"
+        return f"{verb} {detail.get('rows_before', 0):,} rows with {detail['rows_after']:,}"
+    if dry and "rows" in detail:
+        return f"would write {detail['rows']:,} rows"
+    return None
+
+
 def run_status(steps: Iterable[StepResult], *, failed: bool = False) -> RunStatus:
     """A run's status: ``failed`` if it ended with an error (``failed``) or any step failed."""
     if failed or any(step.status == "failed" for step in steps):
@@ -61,8 +98,12 @@ class RunResult:
 
     @property
     def rows(self) -> int:
-        """Rows written by all loads."""
-        return sum(s.rows or 0 for s in self.steps.values() if s.kind == "load")
+        """Rows written by all loads (a dry-run load writes none)."""
+        return sum(
+            s.rows or 0
+            for s in self.steps.values()
+            if s.kind == "load" and not (s.detail or {}).get("dry_run")
+        )
 
     def raise_for_status(self) -> RunResult:
         """Raise the run's error if it failed; return the result otherwise."""
@@ -75,6 +116,8 @@ class RunResult:
         for name, step in self.steps.items():
             rows = "" if step.rows is None else f"{step.rows:>10,} rows"
             lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+        notes = {name: load_summary(step.detail) for name, step in self.steps.items()}
+        lines += [f"  {name}: {note}" for name, note in notes.items() if note]
         if self.error:
             lines.append(self.error)
         return "\n".join(lines)

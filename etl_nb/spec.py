@@ -27,6 +27,8 @@ _Built = TypeVar("_Built", bound=BaseModel)
 
 LoadMode = Literal["append", "replace", "merge"]
 FileFormat = Literal["csv", "parquet", "json", "ndjson"]
+# What a change in an extract's columns since its last good run does: a warning, or a failed run.
+DriftPolicy = Literal["warn", "fail"]
 
 
 def _identifier(value: str) -> str:
@@ -113,6 +115,7 @@ class ExtractStep(_Model):
     records: str | None = None
     paginate: dict[str, Any] | None = None
     incremental: str | None = None
+    on_drift: DriftPolicy = "warn"
     cell: int | None = None
 
     _check_name = field_validator("name", "source")(_identifier)
@@ -211,6 +214,7 @@ class LoadStep(_Model):
     path: str | None = None
     mode: LoadMode = "append"
     key: list[str] = Field(default_factory=list)
+    dry_run: bool = False
     cell: int | None = None
 
     _check_names = field_validator("step", "to")(_identifier)
@@ -318,7 +322,7 @@ _VERBS: dict[str, _Verb] = {
     "connect": _Verb(("NAME", "URL?"), body="optional", example="%etl connect lake ./data"),
     "extract": _Verb(
         ("NAME",),
-        valued=frozenset({"from", "incremental"}),
+        valued=frozenset({"from", "incremental", "on-drift"}),
         body="required",
         required=frozenset({"from"}),
         example="%%etl extract orders --from shop",
@@ -329,6 +333,7 @@ _VERBS: dict[str, _Verb] = {
     "check": _Verb(("STEP",), flags=frozenset({"warn"}), body="required", example="%%etl check revenue"),
     "load": _Verb(
         ("STEP",),
+        flags=frozenset({"dry-run"}),
         valued=frozenset({"to", "table", "path", "mode", "key"}),
         required=frozenset({"to"}),
         example="%etl load revenue --to lake --path revenue.parquet",
@@ -588,6 +593,14 @@ def _build_extract(pos: dict[str, str], opts: dict[str, Any], body: str, cell: i
         "source": opts["from"],
         "incremental": opts.get("incremental"),
     }
+    if "on-drift" in opts:
+        if opts["on-drift"] not in ("warn", "fail"):
+            raise SpecError(
+                f"Unknown --on-drift '{opts['on-drift']}' for extract '{name}': use warn or fail.",
+                step=name,
+                cell=cell,
+            )
+        fields["on_drift"] = opts["on-drift"]
     data = _structured_body(body, name, cell)
     if isinstance(data, dict):
         # YAML keys may be numbers, booleans or null; compare them as the text the user wrote.
@@ -731,6 +744,7 @@ def _build_load(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int 
         path=opts.get("path"),
         mode=mode,
         key=key,
+        dry_run=bool(opts.get("dry-run")),
         cell=cell,
     )
 

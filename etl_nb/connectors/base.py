@@ -75,7 +75,12 @@ class WriteRequest:
 
 
 class PendingWrite(Protocol):
-    """A load that is staged but not yet visible in its target."""
+    """A load that is staged but not yet visible in its target.
+
+    A write may also carry ``counts`` (a dict, filled by ``commit``): what the
+    load did, as ``merge_counts`` builds it. The engine reads it with
+    ``getattr``, so connectors that do not count need not have it.
+    """
 
     rows: int
 
@@ -84,6 +89,32 @@ class PendingWrite(Protocol):
 
     def abort(self) -> None:
         """Drop what was staged; the target stays as it was."""
+
+
+def merge_counts(
+    inserted: int, updated: int, unchanged: int, changed_columns: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """What a merge does, as every connector reports it (a dry-run and a real merge alike).
+
+    ``changed_columns`` counts, per value column, the matched rows whose value
+    changes; only those that change are kept, most often changed first.
+    """
+    columns = sorted(((c, int(n)) for c, n in (changed_columns or {}).items() if n), key=lambda i: -i[1])
+    return {
+        "inserted": int(inserted),
+        "updated": int(updated),
+        "unchanged": int(unchanged),
+        "changed_columns": dict(columns),
+    }
+
+
+def count_rows(request: WriteRequest) -> int:
+    """How many rows the load's step has (one pass over them)."""
+    cursor = request.connection.cursor()
+    try:
+        return int(cursor.execute(f"SELECT count(*) FROM {request.table_sql}").fetchall()[0][0])
+    finally:
+        cursor.close()
 
 
 class Connector(ABC):
@@ -159,3 +190,12 @@ class Connector(ABC):
     @abstractmethod
     def write(self, request: WriteRequest) -> PendingWrite:
         """Stage the load's rows; return a handle that commits or aborts them."""
+
+    def preview(self, request: WriteRequest) -> dict[str, Any]:
+        """What the load would do to its target, writing nothing (``--dry-run``).
+
+        Merge: ``merge_counts``; replace: ``rows_before`` and ``rows_after``;
+        append: ``rows_added``. This default knows only the rows the load would
+        send (``rows``); connectors that can look at their target say more.
+        """
+        return {"rows": count_rows(request)}

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest
+from etl_nb.connectors.base import Connector, ReadRequest, WriteRequest, count_rows, merge_counts
 from etl_nb.connectors.paths import confined
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import ExtractStep, LoadStep, step_id
@@ -139,13 +139,7 @@ class FilesConnector(Connector):
         """Stage the rows in a temporary file; the returned handle renames it into place."""
         load = request.load
         assert load.path is not None
-        target = confined(
-            self.folder,
-            load.path,
-            connection=self.spec.name,
-            step=step_id(load),
-            what=f"Load of '{load.step}'",
-        )
+        target = self._target(load)
         fmt = _write_format(load.path)
         assert fmt is not None
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -159,13 +153,13 @@ class FilesConnector(Connector):
                 step=load.step,
             )
         staging = staging_path(target, request.run_id)
+        counts = None
         try:
             if load.mode == "merge" and target.exists():
                 _copy(request, _merged_sql(request, target, fmt), staging, fmt)
+                counts = _file_merge_counts(request, target, fmt)
                 # A merge loads the step's rows; the file's other rows were there before.
-                rows = int(
-                    request.connection.execute(f"SELECT count(*) FROM {request.table_sql}").fetchall()[0][0]
-                )
+                rows = counts["inserted"] + counts["updated"] + counts["unchanged"]
             elif load.mode == "append" and target.exists():
                 rows = self._stage_append(request, target, staging, fmt)
             else:
@@ -173,7 +167,38 @@ class FilesConnector(Connector):
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
-        return StagedFile(staging=staging, target=target, rows=rows)
+        if load.mode == "merge" and counts is None:
+            counts = merge_counts(rows, 0, 0)
+        return StagedFile(staging=staging, target=target, rows=rows, counts=counts)
+
+    def _target(self, load: LoadStep) -> Path:
+        """The file a load writes, refused when its path leads out of the folder."""
+        assert load.path is not None
+        return confined(
+            self.folder,
+            load.path,
+            connection=self.spec.name,
+            step=step_id(load),
+            what=f"Load of '{load.step}'",
+        )
+
+    def preview(self, request: WriteRequest) -> dict[str, Any]:
+        """What the load would do to the file, writing nothing (``--dry-run``)."""
+        load = request.load
+        assert load.path is not None
+        target = self._target(load)
+        fmt = _write_format(load.path)
+        assert fmt is not None
+        if load.mode == "merge" and target.is_file():
+            _merged_sql(request, target, fmt)  # the key checks a real merge makes
+            return _file_merge_counts(request, target, fmt)
+        rows = count_rows(request)
+        if load.mode == "merge":
+            return merge_counts(rows, 0, 0)
+        before = _rows_in(request, target, fmt)
+        if load.mode == "append":
+            return {"rows_added": rows, "rows_before": before, "rows_after": before + rows}
+        return {"rows_before": before, "rows_after": rows}
 
     def _stage_part_file(self, request: WriteRequest, target: Path, fmt: str) -> StagedFile:
         if target.is_file():
@@ -279,6 +304,7 @@ class StagedFile:
     staging: Path
     target: Path
     rows: int
+    counts: dict[str, Any] | None = None  # a merge's inserted/updated/unchanged
 
     def commit(self) -> None:
         """Rename the staged file over the target (atomic on one filesystem)."""
@@ -394,3 +420,45 @@ def _old_rows_sql(request: WriteRequest, target: Path, fmt: str) -> str:
         for name, kind, *_ in inferred
     )
     return f"read_json({path}, format = {json_format}, columns = {{{columns}}})"
+
+
+def _rows_in(request: WriteRequest, target: Path, fmt: str) -> int:
+    """Rows the load's target holds now: a file, a folder of part files, or nothing."""
+    if target.is_dir():
+        paths = sorted(str(p) for p in target.glob(f"part-*.{fmt}"))
+    else:
+        paths = [str(target)] if target.is_file() else []
+    if not paths:
+        return 0
+    select = reader_sql(fmt, paths, {}, request.load.step)
+    return int(request.connection.execute(f"SELECT count(*) FROM ({select})").fetchall()[0][0])
+
+
+def _file_merge_counts(request: WriteRequest, target: Path, fmt: str) -> dict[str, Any]:
+    """New, changed and unchanged rows of a merge into ``target``, compared as the step's types."""
+    columns = request.relation.columns
+    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
+    keys = request.load.key
+    values = [c for c in columns if c not in keys]
+    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in keys)
+    old = _old_rows_sql(request, target, fmt)
+    old_columns = set(request.connection.sql(f"SELECT * FROM {old}").columns)
+    matched = f"o.{_ident(keys[0])} IS NOT NULL"
+    tests = [
+        f"s.{_ident(c)} IS DISTINCT FROM "
+        + (f"TRY_CAST(o.{_ident(c)} AS {types[c]})" if c in old_columns else "NULL")
+        for c in values
+    ]
+    changed = f"({' OR '.join(tests)})" if tests else "false"
+    sums = [
+        "count(*)",
+        f"count_if({matched})",
+        f"count_if({matched} AND {changed})",
+        *(f"count_if({matched} AND ({t}))" for t in tests),
+    ]
+    step_rows = f"(SELECT * FROM {request.table_sql}) AS s"
+    row = request.connection.execute(
+        f"SELECT {', '.join(sums)} FROM {step_rows} LEFT JOIN {old} AS o ON {on}"
+    ).fetchall()[0]
+    staged, hits, updated, *per_column = (int(v or 0) for v in row)
+    return merge_counts(staged - hits, updated, hits - updated, dict(zip(values, per_column, strict=True)))

@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from etl_nb._logging import get_logger
 from etl_nb.connectors import (
+    Connector,
     ConnectorContext,
     PendingWrite,
     ReadRequest,
@@ -28,6 +29,7 @@ from etl_nb.connectors import (
 )
 from etl_nb.engine.checks import raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
+from etl_nb.engine.drift import compare
 from etl_nb.engine.plan import Materialize, plan_run
 from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
@@ -45,6 +47,18 @@ from etl_nb.spec import (
     TransformStep,
     step_id,
 )
+
+_Sent = TypeVar("_Sent")
+
+
+def _rows_sent(counts: Mapping[str, Any]) -> int | None:
+    """The rows a dry-run load would send, from its counts."""
+    if "inserted" in counts:
+        return int(counts["inserted"]) + int(counts["updated"]) + int(counts["unchanged"])
+    for key in ("rows_added", "rows_after", "rows"):
+        if key in counts:
+            return int(counts[key])
+    return None
 
 
 class RunListener(Protocol):
@@ -84,8 +98,10 @@ class Runner:
         retry: RetryPolicy | None = None,
         listener: RunListener | None = None,
         run_id: str | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.dag = dag
+        self.dry_run = dry_run  # every load says what it would do and writes nothing
         self.session = session
         self.context = context
         self.spec = self._typed(spec)
@@ -95,6 +111,7 @@ class Runner:
         self._plan = plan_run(dag, dag.nodes)
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
+        self._schemas: Mapping[str, tuple[str, Mapping[str, str]]] = {}
 
     def _typed(self, spec: PipelineSpec) -> PipelineSpec:
         """``spec`` with each ``auto`` connection typed (where its ``${VAR}`` is set), so that a
@@ -116,8 +133,14 @@ class Runner:
         *,
         materialize: Materialize = "auto",
         watermarks: Mapping[str, Any] | None = None,
+        schemas: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
     ) -> RunOutcome:
-        """Run ``nodes`` (in DAG order) with ``params``; commit loads only if all succeed."""
+        """Run ``nodes`` (in DAG order) with ``params``; commit loads only if all succeed.
+
+        ``schemas`` holds, per extract, the run id and columns of its last good run:
+        a change is schema drift (``engine/drift.py``).
+        """
+        self._schemas = schemas or {}
         wanted = set(nodes)
         self._plan = plan_run(
             self.dag, wanted, materialize=materialize, scans_rows_once=self._scans_rows_once
@@ -186,6 +209,9 @@ class Runner:
                 outcome.error = scrub_chain(error)
                 return
             pending[:] = [w for w in pending if w is not write]
+            counts = getattr(write, "counts", None)  # optional: what a merge did (see PendingWrite)
+            if counts:
+                result.detail = {**(result.detail or {}), **counts}
 
     def _bind_params(self, order: list[str], params: Mapping[str, Any]) -> None:
         used: dict[str, str] = {}
@@ -219,12 +245,17 @@ class Runner:
             if isinstance(step, ExtractStep):
                 result.rows = self._extract(step, params, watermarks, outcome)
                 self._note_warnings(step, result)
+                self._note_drift(step, result)
             elif isinstance(step, TransformStep):
                 result.rows = self._transform(step, params)
             elif isinstance(step, CheckStep):
                 self._check(step, result)
+            elif step.dry_run or self.dry_run:
+                counts = self._send(step, lambda c, r: c.preview(r))
+                result.detail = {"dry_run": True, **counts}
+                result.rows = _rows_sent(counts)
             else:
-                write = self._load(step)
+                write = self._send(step, lambda c, r: c.write(r))
                 pending.append(write)
                 result.rows = write.rows
         except EtlError as exc:
@@ -373,7 +404,9 @@ class Runner:
                 return
             raise_for_failures(step, failures)
 
-    def _load(self, step: LoadStep) -> PendingWrite:
+    def _send(self, step: LoadStep, do: Callable[[Connector, WriteRequest], _Sent]) -> _Sent:
+        """``do`` the load (``write`` it, or ``preview`` it for a dry-run) with retries and the
+        fused step's own SQL error."""
         connector = self.session.connector(self.spec.connections[step.to], self.context)
         connector.check_load(step)
         request = WriteRequest(
@@ -385,9 +418,9 @@ class Runner:
         streams = self.session.streams_read_by(step.step)
         try:
             if streams:  # a stream cannot be replayed: one try, and the source's own error
-                write: PendingWrite = connector.write(request)
+                write = do(connector, request)
             else:
-                write = self.retry.call(lambda: connector.write(request), self._log_retry(step_id(step)))
+                write = self.retry.call(lambda: do(connector, request), self._log_retry(step_id(step)))
         except (ConnectorError, duckdb.Error) as exc:
             failure = next((s.failure for s in streams if s.failure is not None), None)
             if isinstance(failure, EtlError) or (streams and isinstance(exc, ConnectorError)):
@@ -413,6 +446,30 @@ class Runner:
             result.status = "warned"
             result.error = "; ".join(warnings)
             result.detail = {**(result.detail or {}), "warnings": warnings}
+
+    def _note_drift(self, step: ExtractStep, result: StepResult) -> None:
+        """Keep the extract's columns; flag a change since its last good run (or fail the run)."""
+        relation = self.session.relation(step.name)
+        columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
+        result.detail = {**(result.detail or {}), "columns": columns}
+        last = self._schemas.get(step.name)
+        if last is None:
+            return
+        drift = compare(last[0], last[1], columns)
+        if not drift:
+            return
+        result.detail["drift"] = drift.to_dict()
+        if step.on_drift == "fail":
+            raise PipelineError(
+                f"Extract '{step.name}' changed since run {drift.since_run} ({drift.describe()}), so the "
+                "run stops before any load (--on-drift fail). Fix the source, or use --on-drift warn to "
+                "accept the change.",
+                step=step.name,
+            )
+        message = f"schema drift since run {drift.since_run}: {drift.describe()}"
+        result.status = "warned"
+        result.error = "; ".join([*filter(None, [result.error]), message])
+        result.detail["warnings"] = [*result.detail.get("warnings", []), message]
 
     def _reads(self, name: str) -> list[str]:
         tables = self.spec.tables()

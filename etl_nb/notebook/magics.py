@@ -37,6 +37,7 @@ from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, 
 from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name
+from etl_nb.results import load_summary
 from etl_nb.spec import (
     IDENTIFIER,
     CheckStep,
@@ -264,10 +265,16 @@ class NotebookSession:
                 display(Message(f"check {step.step}: {rules} rule{'s' if rules != 1 else ''} passed"))
         else:
             assert isinstance(step, LoadStep)
+            summary = load_summary(outcome.detail)
+            if (outcome.detail or {}).get("dry_run"):
+                target = f"{step.to}:{step.target}"
+                display(Message(f"load {step.step} to {target}, dry-run (nothing written): {summary}"))
+                return
             display(
                 Message(
                     f"load {step.step}: wrote {rows_text(outcome.rows or 0)} to "
-                    f"{step.to}:{step.target} ({step.mode})"
+                    f"{step.to}:{step.target} ({step.mode})",
+                    [summary] if summary else [],
                 )
             )
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from etl_nb.results import load_summary
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -180,6 +182,8 @@ def run_bundle(result: RunResult) -> Bundle:
         f" ({len(result.steps)} steps)"
     )
     text = [headline, text_table(header, rows)]
+    notes = [f"{name}: {note}" for name, step in result.steps.items() if (note := load_summary(step.detail))]
+    text.extend(notes)
     classes = [s.status if s.status in ("failed", "warned") else "" for s in result.steps.values()]
     error = ""
     if result.error:
@@ -188,7 +192,9 @@ def run_bundle(result: RunResult) -> Bundle:
     return {
         "text/plain": "\n".join(text),
         "text/html": f'<div class="etl-nb">{_STYLE}<p><b>{html.escape(headline)}</b></p>'
-        f"{html_table(header, rows, classes)}{error}</div>",
+        f"{html_table(header, rows, classes)}"
+        + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+        + f"{error}</div>",
     }
 
 

@@ -309,6 +309,23 @@ class RunStore:
 
     # --- incremental state ---------------------------------------------------------------
 
+    def last_columns(self, pipeline: str, step: str) -> tuple[str, dict[str, str]] | None:
+        """The columns (name -> type) that extract ``step`` had in the latest successful run, and that
+        run's id; None before its first good run (schema drift compares with them)."""
+        query = (
+            select(runs.c.id, step_runs.c.detail)
+            .join(step_runs, step_runs.c.run_id == runs.c.id)
+            .where(runs.c.pipeline == pipeline, runs.c.status == "success", step_runs.c.step == step)
+            .order_by(runs.c.started_at.desc())
+            .limit(20)
+        )
+        with self.engine.connect() as conn:
+            for run_id, detail in conn.execute(query):
+                columns = (detail or {}).get("columns")
+                if isinstance(columns, dict):
+                    return str(run_id), {str(k): str(v) for k, v in columns.items()}
+        return None
+
     def watermark(self, pipeline: str, step: str) -> Any:
         """The high-water mark kept for ``step``, or None before its first good run."""
         query = select(incremental_state.c.value).where(

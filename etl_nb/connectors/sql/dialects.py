@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql as sa_pg
 from sqlalchemy.engine import Connection, Engine
 
 from etl_nb._logging import get_logger
+from etl_nb.connectors.base import merge_counts
 from etl_nb.connectors.sql.types import (
     CAST_INTO,
     SIMPLE_TYPES,
@@ -61,18 +62,37 @@ class CommitPlan:
     ``schema_changes`` (columns added, tables renamed) come first, then
     ``rows`` (insert, update, merge), then ``cleanup`` (drop the staging or old
     table). ``undo`` takes the schema changes back when the rows fail, for a
-    database that cannot roll DDL back.
+    database that cannot roll DDL back. ``counts`` (a merge's) is the SELECT
+    that says what the rows statements will do; it runs just before them, in
+    their transaction, and a dry-run runs it alone.
     """
 
     schema_changes: list[str] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
     cleanup: list[str] = field(default_factory=list)
     undo: list[str] = field(default_factory=list)
+    counts: MergeCountQuery | None = None
 
     @property
     def statements(self) -> list[str]:
         """Every statement, in the order a transactional database runs them."""
         return [*self.schema_changes, *self.rows, *self.cleanup]
+
+
+@dataclass(frozen=True)
+class MergeCountQuery:
+    """A SELECT of one row: staged rows, matched rows, changed rows, then one count per value column."""
+
+    sql: str
+    columns: list[str]
+
+    def read(self, conn: Connection) -> dict[str, Any]:
+        """Run it on ``conn``; the counts as ``merge_counts`` reports them."""
+        row = conn.execute(sa.text(self.sql)).one()
+        staged, matched, updated, *per_column = (int(v or 0) for v in row)
+        return merge_counts(
+            staged - matched, updated, matched - updated, dict(zip(self.columns, per_column, strict=True))
+        )
 
 
 class Dialect:
@@ -265,7 +285,8 @@ class Dialect:
         ]
         rows = self.merge(shape) if shape.mode == "merge" else [self.append(shape)]
         stage = self.stage(shape)
-        return CommitPlan(schema_changes=adds, rows=rows, cleanup=[f"DROP TABLE {stage}"])
+        counts = self.merge_counts(shape) if shape.mode == "merge" else None
+        return CommitPlan(schema_changes=adds, rows=rows, cleanup=[f"DROP TABLE {stage}"], counts=counts)
 
     def replace(self, shape: LoadShape) -> CommitPlan:
         """The staging table becomes the target (dropping the old one)."""
@@ -308,11 +329,36 @@ class Dialect:
 
     def changed(self, shape: LoadShape) -> str:
         """True for a matched row whose values differ, so unchanged rows are not rewritten."""
-        tests = []
-        for plan in shape.values:
-            left, right = f"t.{self.quote(plan.name)}", self.select_expr(plan, shape)
-            tests.append(self.differs(left, right, shape.target_columns.get(plan.name)))
-        return " OR ".join(tests)
+        return " OR ".join(self.value_differs(plan, shape) for plan in shape.values)
+
+    def value_differs(self, plan: ColumnPlan, shape: LoadShape) -> str:
+        """True where a matched row's value of ``plan``'s column changes.
+
+        A column the target does not have yet is NULL in every row once it is
+        added, so it is compared as NULL: the test reads the same before the
+        column exists (a dry-run) and after (the merge).
+        """
+        known = plan.name in shape.target_columns
+        left = f"t.{self.quote(plan.name)}" if known else "NULL"
+        return self.differs(left, self.select_expr(plan, shape), shape.target_columns.get(plan.name))
+
+    def merge_counts(self, shape: LoadShape) -> MergeCountQuery:
+        """The query that counts what the merge of ``shape`` does: new, changed and unchanged rows,
+        with the same change test as the merge itself, so a dry-run says what the merge then does."""
+        matched = " AND ".join(f"t.{self.quote(k)} IS NOT NULL" for k in shape.keys)
+        tests = [self.value_differs(p, shape) for p in shape.values]
+        changed = f"({' OR '.join(tests)})" if tests else "1 = 0"
+        counts = [
+            "count(*)",
+            f"sum(CASE WHEN {matched} THEN 1 ELSE 0 END)",
+            f"sum(CASE WHEN {matched} AND {changed} THEN 1 ELSE 0 END)",
+            *(f"sum(CASE WHEN {matched} AND ({test}) THEN 1 ELSE 0 END)" for test in tests),
+        ]
+        sql = (
+            f"SELECT {', '.join(counts)} FROM {self.stage(shape)} s "
+            f"LEFT JOIN {self.target(shape)} t ON {self.key_match(shape)}"
+        )
+        return MergeCountQuery(sql, [p.name for p in shape.values])
 
     def differs(self, left: str, right: str, target_type: SaType | None) -> str:
         """The NULL-safe test that two values differ."""
@@ -347,9 +393,27 @@ class Dialect:
             for statement in statements:
                 conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
 
-    def commit(self, plan: CommitPlan, step: str) -> None:
-        """Run the commit plan of ``step``'s load: here every statement in one transaction."""
-        self.run(plan.statements)
+    def commit(self, plan: CommitPlan, step: str) -> dict[str, Any] | None:
+        """Run the commit plan of ``step``'s load: here every statement in one transaction.
+
+        Returns the merge's counts (None for other modes), taken just before its rows move.
+        """
+        counts = None
+        with self.engine.begin() as conn:
+            for statement in plan.schema_changes:
+                conn.execute(sa.text(statement))
+            if plan.counts is not None:
+                counts = plan.counts.read(conn)
+            for statement in [*plan.rows, *plan.cleanup]:
+                conn.execute(sa.text(statement))
+        return counts
+
+    def count(self, plan: CommitPlan) -> dict[str, Any] | None:
+        """The merge's counts without running it (a dry-run), or None if the plan is no merge."""
+        if plan.counts is None:
+            return None
+        with self.engine.connect() as conn:
+            return plan.counts.read(conn)
 
     def run_quietly(self, statements: Sequence[str], step: str) -> None:
         """Run each statement on its own, logging what fails (cleanup that must not fail a load)."""
@@ -491,7 +555,7 @@ class MySQLDialect(Dialect):
             return plan
         drop = ", ".join(f"DROP COLUMN {self.quote(p.name)}" for p in added)
         undo = [f"ALTER TABLE {self.target(shape)} {drop}"]
-        return CommitPlan(plan.schema_changes, plan.rows, plan.cleanup, undo)
+        return CommitPlan(plan.schema_changes, plan.rows, plan.cleanup, undo, plan.counts)
 
     def update_changed(self, shape: LoadShape) -> list[str]:
         """``UPDATE ... JOIN``: MySQL's update of one table from another."""
@@ -507,19 +571,25 @@ class MySQLDialect(Dialect):
         """MySQL's NULL-safe equality is ``<=>``."""
         return f"NOT ({left} <=> {right})"
 
-    def commit(self, plan: CommitPlan, step: str) -> None:
-        """MySQL commits each DDL statement by itself: add columns first, run the rows in one
-        transaction, take the columns away again if that fails; the cleanup is best effort."""
+    def commit(self, plan: CommitPlan, step: str) -> dict[str, Any] | None:
+        """MySQL commits each DDL statement by itself: add columns first, count and run the rows in
+        one transaction, take the columns away again if that fails; the cleanup is best effort."""
         self.run(plan.schema_changes)
+        counts = None
         if plan.rows:
             try:
-                self.run(plan.rows)
+                with self.engine.begin() as conn:
+                    if plan.counts is not None:
+                        counts = plan.counts.read(conn)
+                    for statement in plan.rows:
+                        conn.execute(sa.text(statement))
             except Exception:
                 if plan.undo:
                     self.run(plan.undo)
                 raise
         # The data is in; a leftover staging table is only clutter.
         self.run_quietly(plan.cleanup, step)
+        return counts
 
 
 class SQLiteDialect(_UpdateFromDialect):

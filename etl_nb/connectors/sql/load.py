@@ -20,7 +20,7 @@ import duckdb
 import sqlalchemy as sa
 
 from etl_nb._logging import get_logger
-from etl_nb.connectors.base import WriteRequest
+from etl_nb.connectors.base import WriteRequest, count_rows, merge_counts
 from etl_nb.connectors.sql.connection import SqlConnection
 from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan
 from etl_nb.connectors.sql.errors import db_errors
@@ -55,6 +55,7 @@ class StagedTable:
     plan: CommitPlan = field(default_factory=CommitPlan)
     created_schema: bool = False
     done: bool = False
+    counts: dict[str, Any] | None = None  # a merge's inserted/updated/unchanged, once committed
 
     def commit(self) -> None:
         """Run the commit plan in one transaction (where the database allows it)."""
@@ -143,7 +144,49 @@ class SqlLoader(SqlConnection):
                 return staged
             self._finish_staging(load, shape)
             staged.plan = self.dialect.commit_plan(shape)
+            if load.mode == "merge" and not shape.exists:  # a new table: every row is new
+                staged.counts = merge_counts(staged.rows, 0, 0)
+            if shape.exists and shape.mode != "replace" and shape.added:
+                # Said in the step's detail: the target gains columns it did not have.
+                staged.counts = {"columns_added": [p.name for p in shape.added]}
         return staged
+
+    def preview(self, request: WriteRequest) -> dict[str, Any]:
+        """What the load would do, writing nothing to the target (``--dry-run``).
+
+        A merge into an existing table stages the rows beside it (the keys are
+        checked as for a real merge), runs the merge's own counting query and
+        drops the staging table: the target is never touched.
+        """
+        load = request.load
+        schema, table = self.target(load)
+        with self.db_errors("the dry-run", load.step, table=load.table):
+            _check_key_columns(request, load)
+        found = self._inspect(load, schema, table)
+        if load.mode == "merge" and found.exists:
+            staged = self.write(request)
+            try:
+                counts = self.dialect.count(staged.plan)
+            finally:
+                staged.abort()
+            return {**(counts or merge_counts(0, 0, 0)), **(staged.counts or {})}
+        if not self.scans_rows_once:
+            _check_keys(request, load)
+        rows = count_rows(request)
+        if load.mode == "merge":
+            return merge_counts(rows, 0, 0)
+        before = self._count_target(load, schema, table) if found.exists else 0
+        if load.mode == "append":
+            return {"rows_added": rows, "rows_before": before, "rows_after": before + rows}
+        return {"rows_before": before, "rows_after": rows}
+
+    def _count_target(self, load: LoadStep, schema: str | None, table: str) -> int:
+        with (
+            self.connect("the dry-run", load.step) as conn,
+            self.db_errors("the dry-run", load.step, table=load.table),
+        ):
+            counted = conn.execute(sa.text(f"SELECT count(*) FROM {self.qualified(schema, table)}"))
+            return int(counted.scalar() or 0)
 
     def plan(self, request: WriteRequest) -> list[ColumnPlan]:
         """How each of the step's columns travels into this database."""
@@ -267,7 +310,8 @@ class SqlLoader(SqlConnection):
         doing = self.doing(f"the commit into {target!r}", staged.step, target)
         # A commit is never retried as is: its staging table is gone.
         with db_errors(doing, on_error=lambda: self.drop_staging(staged), final=True):
-            self.dialect.commit(staged.plan, staged.step)
+            counts = self.dialect.commit(staged.plan, staged.step)
+            staged.counts = {**(counts or {}), **(staged.counts or {})} or None
         log.info("load committed", step=staged.step, table=target, rows=staged.rows)
 
     def drop_staging(self, staged: StagedTable) -> None:

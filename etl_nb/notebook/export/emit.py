@@ -228,6 +228,8 @@ def _extract(em: Emitter, found: Found) -> list[str]:
             args.append((key, text(value) if key == "path" else em.literal(value)))
     if statement.incremental:
         args.append(("incremental", text(statement.incremental)))
+    if statement.on_drift != "warn":
+        args.append(("on_drift", text(statement.on_drift)))
     return layout(Call(f"{em.p}.extract", args))
 
 
@@ -273,6 +275,8 @@ def _load(em: Emitter, found: Found) -> list[str]:
     if statement.key:
         keys = statement.key
         args.append(("key", text(keys[0]) if len(keys) == 1 else Seq("[", "]", [text(k) for k in keys])))
+    if statement.dry_run:
+        args.append(("dry_run", Raw("True")))
     return layout(Call(f"{em.p}.load", args))
 
 
