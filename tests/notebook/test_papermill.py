@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -116,3 +119,44 @@ def test_a_bad_cell_fails_the_papermill_run_with_its_one_line_message(project: P
     assert [ANSI.sub("", line) for line in error.traceback] == [f"PipelineError: {message}"]
     assert executed[cells[4]].outputs == []
     assert executed[cells[4]].execution_count is None
+
+
+def _etl_nb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed ``etl-nb`` command, as a user runs it."""
+    command = [str(Path(sys.executable).parent / "etl-nb"), *args]
+    return subprocess.run(
+        command, check=False, cwd=cwd, capture_output=True, text=True, env=os.environ.copy(), timeout=180
+    )
+
+
+def test_a_run_parameter_is_one_value_never_options_even_with_spaces_in_a_folder_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jupyter_env: dict[str, str]
+) -> None:
+    home = tmp_path / "project"
+    shutil.copytree(DATA, home / "my data", ignore=shutil.ignore_patterns("output"))
+    for key, value in jupyter_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ETL_NB_HOME", str(home))
+    monkeypatch.setenv("ETL_NB_STORE_URL", f"sqlite:///{tmp_path / 'runs.db'}")
+    cells: list[str | tuple[str, list[str]]] = [
+        "%load_ext etl_nb",
+        ('folder = "data"\nout = "orders.parquet"', ["parameters"]),
+        "%etl connect lake {folder}",
+        "%%etl extract orders --from lake\npath: orders.csv",
+        "%etl load orders --to lake --path {out}",
+    ]
+    notebook = write_notebook(home / "values.ipynb", cells)
+    value = "x.csv --mode replace --path ../../elsewhere.parquet"
+
+    ran = _etl_nb("run", str(notebook), "-p", "folder", "my data", "-p", "out", value, cwd=home)
+
+    assert ran.returncode == 0, ran.stderr
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    (listed,) = store.list_runs("values")
+    run = store.get_run(listed.id)
+    assert run is not None
+    assert run.status == "success"
+    load = next(s for s in run.steps if s.step.startswith("load:"))
+    assert load.step == f"load:orders:lake:{value}"
+    assert not (tmp_path / "elsewhere.parquet").exists()
+    assert not (home / "elsewhere.parquet").exists()
