@@ -17,6 +17,7 @@ other exception is a bug in etl_nb and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import functools
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -36,7 +38,7 @@ from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
-from etl_nb.notebook.reader import pipeline_name
+from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.spec import (
     IDENTIFIER,
     CheckStep,
@@ -124,6 +126,18 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+def _bindable(value: Any, name: str, step: str) -> Any:
+    """A notebook value for ``{{ name }}``; a module or function (``{{ os }}``) is a mistake."""
+    if isinstance(value, ModuleType) or (callable(value) and not _plain(value)):
+        kind = "module" if isinstance(value, ModuleType) else type(value).__name__
+        raise PipelineError(
+            f"Step '{step}' uses the parameter {{{{ {name} }}}} but '{name}' is a {kind} in the notebook, "
+            "not a value. Give it a string, number or date, or rename the parameter.",
+            step=step,
+        )
+    return value
 
 
 def _short_sql_error(message: str, step: Step | None) -> str:
@@ -305,10 +319,10 @@ class NotebookSession:
                     raise MissingParameter(
                         name,
                         step=step_id(step),
-                        known=[k for k in namespace if not k.startswith("_")],
+                        known=self.parameter_candidates(),
                         fix=f"Define it in the parameters cell ({name} = ...) and run that cell first.",
                     )
-                params[name] = namespace[name]
+                params[name] = _bindable(namespace[name], name, step_id(step))
             if isinstance(step, TransformStep) and step.python is not None:
                 from etl_nb.engine.dag import python_free_names
 
@@ -316,6 +330,25 @@ class NotebookSession:
                     if name not in tables and name != "pl" and name in namespace and _plain(namespace[name]):
                         params[name] = namespace[name]
         return params
+
+    def parameter_candidates(self) -> list[str]:
+        """Names an unknown ``{{ name }}`` may have meant: the parameters cell's and the user's own values.
+
+        The saved notebook's parameters cell counts even when it has not run
+        yet; of the namespace only the user's plain values count (not IPython's
+        ``In``/``exit``, modules or functions), as only those can be parameters.
+        """
+        shell = self.shell
+        names: list[str] = []
+        saved = _saved_notebook(shell)
+        if saved is not None:
+            with contextlib.suppress(EtlError):  # an unreadable file only costs the hint
+                names += read_notebook(saved).parameter_names
+        hidden = shell.user_ns_hidden
+        names += [
+            k for k, v in shell.user_ns.items() if not k.startswith("_") and k not in hidden and _plain(v)
+        ]
+        return list(dict.fromkeys(names))
 
     # --- line commands --------------------------------------------------------------------
 

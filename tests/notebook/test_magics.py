@@ -348,3 +348,46 @@ def test_a_bug_in_etl_nb_keeps_its_traceback(nb: Notebook, monkeypatch: pytest.M
 def test_a_failing_cell_still_fails_for_ipython(nb: Notebook) -> None:
     result = nb.shell.run_cell("%etl extrct orders")
     assert not result.success
+
+
+def test_an_unknown_parameter_suggests_a_user_variable_not_an_ipython_name(nb: Notebook) -> None:
+    setup(nb)
+    nb.ok("import os\nquarter = 'Q1'")
+    for typo, hint in [("quartr", "quarter"), ("qit", None), ("oss", None), ("gett_ipython", None)]:
+        failed = nb(f"%%etl transform picked\nSELECT * FROM orders WHERE status = {{{{ {typo} }}}}")
+        assert failed.message.startswith(
+            f"MissingParameter: Step 'picked' uses the parameter {{{{ {typo} }}}}"
+        )
+        assert ("Did you mean" in failed.message) == (hint is not None)
+        assert hint is None or f"Did you mean '{hint}'?" in failed.message
+
+
+def test_a_parameter_naming_a_module_or_function_is_refused_in_one_line(nb: Notebook) -> None:
+    setup(nb)
+    nb.ok("import os")
+    for name, kind in [("os", "module"), ("quit", "ExitAutocall")]:
+        failed = nb(f"%%etl transform picked\nSELECT * FROM orders WHERE status = {{{{ {name} }}}}")
+        assert failed.message == (
+            f"PipelineError: Step 'picked' uses the parameter {{{{ {name} }}}} but '{name}' is a {kind} "
+            "in the notebook, not a value. Give it a string, number or date, or rename the parameter."
+        )
+
+
+def test_an_unknown_parameter_suggests_the_parameters_cell_even_before_it_ran(
+    nb: Notebook, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtools import write_notebook
+
+    cells = [
+        ("start_date = '2026-01-01'", ["parameters"]),
+        *SETUP,
+        REVENUE.replace("start_date", "start_dat"),
+    ]
+    monkeypatch.setenv("ETL_NB_NOTEBOOK", str(write_notebook(workdir / "saved.ipynb", cells)))
+    setup(nb)
+    failed = nb(cells[-1])  # type: ignore[arg-type]
+    assert failed.message == (
+        "MissingParameter: Step 'revenue' uses the parameter {{ start_dat }} but it has no value. "
+        "Did you mean 'start_date'? Define it in the parameters cell (start_dat = ...) and run that cell "
+        "first."
+    )
