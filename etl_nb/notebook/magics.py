@@ -36,6 +36,7 @@ from IPython.display import display as _ipython_display
 from etl_nb._masking import redact
 from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
+from etl_nb.notebook.cellref import at_cell
 from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name, read_notebook
@@ -185,6 +186,7 @@ class NotebookSession:
     failed: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
     recorded: set[str] = field(default_factory=set)  # in a recorded run: the steps that ran
+    failed_step: str | None = None  # the node whose failure failed the last %etl run
 
     @classmethod
     def create(cls, shell: InteractiveShell) -> NotebookSession:
@@ -215,19 +217,42 @@ class NotebookSession:
             raise EtlUsageError(self._message(exc, line, statement), exc) from None
 
     def _message(self, exc: EtlError, line: str, statement: Statement | None) -> str:
-        step = (
-            statement if isinstance(statement, ExtractStep | TransformStep | CheckStep | LoadStep) else None
-        )
-        message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
-        name = exc.step or _line_name(line)
+        """The one line for ``exc``: the step as the user named it, the cell that declared it in a run."""
         verb = line.split(maxsplit=1)[0] if line.split() else ""
+        step = statement if isinstance(statement, Step) else self._declared_step(self.failed_step or exc.step)
+        message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
+        name = _line_name(line) or exc.step  # `check orders`, not its node id `check:orders`
         if (
             name
             and f"'{name}'" not in message
             and verb in ("connect", "extract", "transform", "check", "load")
         ):
             message = f"{verb} '{name}': {message}"
+        if verb in ("run", "show") and _recorded_run() is not None:
+            # The run happens here, but the mistake is in the cell that declared the failing step.
+            message = at_cell(self.declared_cell(self.failed_step or exc.step), message)
         return message
+
+    def _declared_step(self, node: str | None) -> Step | None:
+        return next((s for s in self.pipeline.spec.steps if step_id(s) == node), None)
+
+    def declared_cell(self, node: str | None) -> int | None:
+        """The index of the cell in the saved notebook that declares step (or connection) ``node``."""
+        saved = _saved_notebook(self.shell)
+        if node is None or saved is None:
+            return None
+        try:
+            cells = read_notebook(saved).cells
+        except EtlError:
+            return None
+        found: int | None = None
+        for cell in cells:  # the last declaration wins, as in the kernel
+            statement = cell.statement
+            if isinstance(statement, ConnectionSpec):
+                found = cell.index if statement.name == node else found
+            elif isinstance(statement, Step) and step_id(statement) == node:
+                found = cell.index
+        return found
 
     def declare(self, statement: ConnectionSpec | Step) -> None:
         """Add a statement; if it leaves the graph invalid, take it back and raise."""
@@ -377,6 +402,7 @@ class NotebookSession:
             if not steps:
                 display(Message("Nothing to run: every declared step ran in this recorded run."))
                 return
+        self.failed_step = None
         chosen = [dag.nodes[n] for n in steps] if steps is not None else list(dag.nodes.values())
         params = self.params_for(chosen, strict=only is None and from_step is None)
         progress = RunProgress(self.pipeline.name, len(chosen), widgets=hasattr(self.shell, "kernel"))
@@ -404,6 +430,7 @@ class NotebookSession:
                 self.seconds[node] = step.seconds
             elif step.status == "failed":
                 self.failed.add(node)
+                self.failed_step = self.failed_step or node
         result.raise_for_status()
 
     def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:

@@ -391,3 +391,10 @@ def test_an_unknown_parameter_suggests_the_parameters_cell_even_before_it_ran(
         "Did you mean 'start_date'? Define it in the parameters cell (start_dat = ...) and run that cell "
         "first."
     )
+
+
+def test_a_check_error_names_the_step_as_written_once(nb: Notebook) -> None:
+    setup(nb)
+    failed = nb("%%etl check orders\n- expression: amont > 1")
+    assert failed.message.startswith("PipelineError: check 'orders': Check expression(amont > 1) cannot run")
+    assert "check:orders" not in failed.message
