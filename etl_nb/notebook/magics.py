@@ -316,11 +316,13 @@ class NotebookSession:
         """The first ``limit`` rows of step ``name``, its row count, schema and time."""
         session = self.pipeline.session
         # A LIMIT in the SQL is several times cheaper than DuckDB's relation.limit() per cell.
-        frame = session.con.sql(f"SELECT * FROM {session.source(name)} LIMIT {int(limit)}").pl()
+        first = session.con.sql(f"SELECT * FROM {session.source(name)} LIMIT {int(limit)}")
+        frame = first.pl()
         if rows is None:
             rows = session.count(name)
         kind = self.pipeline.spec.tables()[name].verb
-        return StepPreview(name=name, frame=frame, rows=rows, seconds=took, kind=kind)
+        types = [str(t) for t in first.types]  # DuckDB's names (BIGINT, VARCHAR), as the user's SQL says
+        return StepPreview(name=name, frame=frame, rows=rows, seconds=took, kind=kind, types=types)
 
     # --- parameters -----------------------------------------------------------------------
 

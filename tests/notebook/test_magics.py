@@ -48,8 +48,8 @@ def test_extract_cell_shows_first_rows_count_schema_and_time(nb: Notebook) -> No
     assert headline.startswith("extract orders: 8 rows \u00d7 6 columns in ")
     assert headline.endswith(" ms")
     assert "created_at" in bundle["text/plain"]
-    assert "date" in bundle["text/plain"]
-    assert "<th>amount<br><small>Float64</small></th>" in bundle["text/html"]
+    assert "DATE" in bundle["text/plain"]
+    assert "<th>amount<br><small>DOUBLE</small></th>" in bundle["text/html"]
     assert bundle["text/html"].count("<tr>") == 1 + 8
 
 
@@ -398,3 +398,20 @@ def test_a_check_error_names_the_step_as_written_once(nb: Notebook) -> None:
     failed = nb("%%etl check orders\n- expression: amont > 1")
     assert failed.message.startswith("PipelineError: check 'orders': Check expression(amont > 1) cannot run")
     assert "check:orders" not in failed.message
+
+
+def test_previews_name_column_types_as_duckdb_does_in_html_and_text(nb: Notebook) -> None:
+    setup(nb)
+    result = nb.ok(
+        "%%etl transform typed\n"
+        "SELECT id, status, created_at, created_at::TIMESTAMP AS at, amount, [id] AS ids FROM orders"
+    )
+    (bundle,) = result.outputs
+    types = ["BIGINT", "VARCHAR", "DATE", "TIMESTAMP", "DOUBLE", "BIGINT[]"]
+    names = ["id", "status", "created_at", "at", "amount", "ids"]
+    for name, kind in zip(names, types, strict=True):
+        assert f"<th>{name}<br><small>{kind}</small></th>" in bundle["text/html"]
+    header = bundle["text/plain"].splitlines()[1:5]
+    assert [cell.strip() for cell in header[3].strip("│").split("┆")] == types
+    for polars_name in ("i64", "str", "f64", "Int64", "String", "datetime"):
+        assert polars_name not in bundle["text/plain"] + bundle["text/html"]
