@@ -407,7 +407,10 @@ class NotebookSession:
         self.failed_step = None
         chosen = [dag.nodes[n] for n in steps] if steps is not None else list(dag.nodes.values())
         params = self.params_for(chosen, strict=only is None and from_step is None)
-        progress = RunProgress(self.pipeline.name, len(chosen), widgets=hasattr(self.shell, "kernel"))
+        kernel = hasattr(self.shell, "kernel")
+        progress = RunProgress(
+            self.pipeline.name, len(chosen), widgets=kernel and self._shows_widgets(), terminal=not kernel
+        )
         try:
             result = self.pipeline.run(
                 params,
@@ -434,6 +437,17 @@ class NotebookSession:
                 self.failed.add(node)
                 self.failed_step = self.failed_step or node
         result.raise_for_status()
+
+    def _shows_widgets(self) -> bool:
+        """Whether a notebook frontend renders this kernel's widgets (papermill and consoles do not).
+
+        Jupyter Server names the notebook of the kernels it starts
+        (``JPY_SESSION_NAME``), as VS Code does; papermill, a recorded run and
+        ``jupyter console`` do not, and would keep a dead widget's state.
+        """
+        if _recorded_run() is not None:
+            return False
+        return bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in self.shell.user_ns
 
     def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:
         """In a recorded run: the steps still to run (of ``only``/``from_step`` and what they need)."""

@@ -239,3 +239,25 @@ def test_a_recorded_run_names_a_sql_mistake_in_one_line_at_its_cell(home: Path, 
         'Referenced column "amont" not found in FROM clause!'
     )
     assert "\n" not in error
+
+
+def test_under_papermill_a_run_keeps_one_output_and_no_widget_state(project: Path) -> None:
+    import nbformat
+    import papermill
+
+    cells = [
+        "%load_ext etl_nb",
+        "%etl connect lake data",
+        "%%etl extract orders --from lake\npath: orders.csv",
+        *(f"%%etl transform t{i}\nSELECT * FROM orders" for i in range(4)),
+        "%etl run",
+    ]
+    notebook = write_notebook(project / "progress.ipynb", cells)
+    papermill.execute_notebook(
+        str(notebook), str(project / "out.ipynb"), cwd=str(project), kernel_name="python3", progress_bar=False
+    )
+    executed = nbformat.read(project / "out.ipynb", as_version=4)
+    (output,) = executed.cells[-1].outputs
+    assert output.data["text/plain"].startswith("run ")
+    assert "(5 steps)" in output.data["text/plain"].splitlines()[0]
+    assert "widgets" not in executed.metadata
