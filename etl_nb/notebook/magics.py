@@ -219,7 +219,9 @@ class NotebookSession:
     def _message(self, exc: EtlError, line: str, statement: Statement | None) -> str:
         """The one line for ``exc``: the step as the user named it, the cell that declared it in a run."""
         verb = line.split(maxsplit=1)[0] if line.split() else ""
-        step = statement if isinstance(statement, Step) else self._declared_step(self.failed_step or exc.step)
+        ran = verb in ("run", "show")  # the commands that run the pipeline
+        node = (self.failed_step or exc.step) if ran else exc.step
+        step = statement if isinstance(statement, Step) else self._declared_step(node)
         message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
         name = _line_name(line) or exc.step  # `check orders`, not its node id `check:orders`
         if (
@@ -228,9 +230,9 @@ class NotebookSession:
             and verb in ("connect", "extract", "transform", "check", "load")
         ):
             message = f"{verb} '{name}': {message}"
-        if verb in ("run", "show") and _recorded_run() is not None:
+        if ran and _recorded_run() is not None:
             # The run happens here, but the mistake is in the cell that declared the failing step.
-            message = at_cell(self.declared_cell(self.failed_step or exc.step), message)
+            message = at_cell(self.declared_cell(node), message)
         return message
 
     def _declared_step(self, node: str | None) -> Step | None:
@@ -382,6 +384,7 @@ class NotebookSession:
     def command(self, command: Command) -> None:
         """Run a line command: run, dag, runs, show, export, reset, params."""
         handler = getattr(self, f"cmd_{command.verb}")
+        self.failed_step = None
         handler(command)
 
     def cmd_run(self, command: Command, *, last: bool = False) -> None:
