@@ -495,7 +495,7 @@ class NotebookSession:
 
     def cmd_runs(self, command: Command) -> None:
         """``%etl runs [--limit N]``: this pipeline's recent runs from the run store."""
-        limit = int(command.options.get("limit", DEFAULT_RUNS))
+        limit = _limit(command, DEFAULT_RUNS)
         runs = self.pipeline.store.list_runs(self.pipeline.name, limit=limit)
         display(RunsTable(runs, self.pipeline.name))
 
@@ -517,7 +517,7 @@ class NotebookSession:
             raise PipelineError(
                 f"Step '{name}' has no output yet: run its cell or %etl run first.", step=name
             )
-        limit = int(command.options.get("limit", DEFAULT_PREVIEW_ROWS))
+        limit = _limit(command, DEFAULT_PREVIEW_ROWS)
         display(self.preview(name, limit, took=self.seconds.get(name)))
 
     def cmd_reset(self, command: Command) -> None:
@@ -566,6 +566,18 @@ class NotebookSession:
         to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
         written = export_notebook(source, to="py" if to == "py" else "ipynb", output=target)
         print(f"exported the saved {source.name} to {written}")
+
+
+_LARGEST_LIMIT = (
+    1_000_000_000  # past this a --limit is a typo, and overflows DuckDB's and the store's integers
+)
+
+
+def _limit(command: Command, default: int) -> int:
+    limit = int(command.options.get("limit", default))
+    if limit > _LARGEST_LIMIT:
+        raise SpecError(f"--limit {limit} is too large: give at most {_LARGEST_LIMIT:,}.")
+    return limit
 
 
 def _label(step: Step) -> str:

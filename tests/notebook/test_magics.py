@@ -415,3 +415,13 @@ def test_previews_name_column_types_as_duckdb_does_in_html_and_text(nb: Notebook
     assert [cell.strip() for cell in header[3].strip("│").split("┆")] == types
     for polars_name in ("i64", "str", "f64", "Int64", "String", "datetime"):
         assert polars_name not in bundle["text/plain"] + bundle["text/html"]
+
+
+@pytest.mark.parametrize(
+    "line", ["%etl runs --limit 99999999999999999999", "%etl show orders --limit 10000000000"]
+)
+def test_an_overflowing_limit_is_one_line(nb: Notebook, line: str) -> None:
+    setup(nb)
+    failed = nb(line)
+    assert failed.message.startswith("SpecError: --limit ")
+    assert failed.message.endswith(" is too large: give at most 1,000,000,000.")
