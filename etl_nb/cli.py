@@ -7,6 +7,7 @@ code 2; a failed run exits 1; a bug in etl_nb still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -20,19 +21,24 @@ from etl_nb.errors import EtlError
 from etl_nb.results import load_summary
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports mistakes in one line with the fix, exit code 2."""
 
     def error(self, message: str) -> Any:
+        extra = message.removeprefix("unrecognized arguments: ").split()
+        if message.startswith("unrecognized arguments: ") and extra:
+            kind = "unknown option" if extra[0].startswith("-") else "unexpected argument"
+            message = f"{kind} '{extra[0]}'"
         self.exit(EXIT_USAGE, f"etl-nb: error: {message}. See '{self.prog} --help'.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``etl-nb`` command line."""
     parser = _Parser(prog="etl-nb", description="Notebook-native ETL: run, inspect and export pipelines.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a notebook as one recorded pipeline run (papermill)")
     run.add_argument("notebook", metavar="NB")
@@ -94,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
     export.add_argument("notebook", metavar="NB")
-    export.add_argument("--to", required=True, choices=["py", "ipynb"], help="a script or a plain notebook")
+    export.add_argument(
+        "--to", choices=["py", "ipynb"], help="a script or a plain notebook (default ipynb; py for -o X.py)"
+    )
     export.add_argument(
         "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
     )
@@ -140,23 +148,42 @@ def _add_lineage(commands: Any) -> None:
     lineage.add_argument("--json", action="store_true", help="print JSON")
 
 
+_LARGEST = 1_000_000_000  # a count past this is a typo, and would overflow the store's integers
+
+
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0")
+    if int(text) > _LARGEST:
+        raise argparse.ArgumentTypeError(f"'{text}' is too large: give at most {_LARGEST:,}")
     return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``etl-nb``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # not required by argparse, so that `etl-nb --bogus` names the option
+        parser.error(f"give a command: {', '.join(_COMMANDS)}")
     try:
         return int(_COMMANDS[args.command](args))
+    except BrokenPipeError:  # `etl-nb runs --json | head`: the reader has all it wants
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except EtlError as exc:
         print(f"etl-nb: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("etl-nb: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):  # stdout is no file (a test's capture): nothing to do
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -413,7 +440,9 @@ def _backfill(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from etl_nb.notebook.export import export_notebook
 
-    written = export_notebook(args.notebook, to=args.to, output=args.output)
+    # As %etl export does: a plain notebook unless --to or the output's name asks for a script.
+    script = args.to == "py" or (args.to is None and (args.output or "").endswith(".py"))
+    written = export_notebook(args.notebook, to="py" if script else "ipynb", output=args.output)
     print(f"wrote {written}")
     return EXIT_OK
 

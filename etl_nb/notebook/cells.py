@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,33 +241,79 @@ class NotExpandable(Exception):
 
 
 def expand(line: str, lookup: Callable[[str], str | None]) -> str:
-    """``line`` with each ``{expr}`` and ``$name`` replaced by ``lookup(expr or name)``.
+    """``line`` with each ``{expr}`` and ``$name`` replaced by ``lookup(expr or name)``, as one argument.
 
     ``{{``, ``}}`` and ``$$`` stand for ``{``, ``}`` and ``$``, as in IPython.
-    ``${SECRET}`` references stay as written: they are resolved only when a
-    connection opens. Raises ``NotExpandable`` at the first field whose lookup
-    returns None.
+    Unlike IPython, a value is quoted for the shlex reading of the line
+    (``parse_cell``): whatever it holds (spaces, quotes, ``--mode replace``) it
+    stays part of the one word it was written in, so a parameter is a value and
+    never an option. ``${SECRET}`` references stay as written: they are
+    resolved only when a connection opens. Raises ``NotExpandable`` at the
+    first field whose lookup returns None.
     """
     if "$" not in line and "{" not in line:
         return line
+    quoting = _Quoting()
     parts: list[str] = []
     start = 0
     for secret in SECRET_REF.finditer(line):
-        parts += [_expand_fields(line[start : secret.start()], lookup), secret.group(0)]
+        parts += [_expand_fields(line[start : secret.start()], lookup, quoting), secret.group(0)]
+        quoting.feed(secret.group(0))
         start = secret.end()
-    parts.append(_expand_fields(line[start:], lookup))
+    parts.append(_expand_fields(line[start:], lookup, quoting))
     return "".join(parts)
 
 
-def _expand_fields(text: str, lookup: Callable[[str], str | None]) -> str:
-    def substitute(match: re.Match[str]) -> str:
+def _expand_fields(text: str, lookup: Callable[[str], str | None], quoting: _Quoting) -> str:
+    parts: list[str] = []
+    start = 0
+    for match in _EXPANSION.finditer(text):
+        literal = text[start : match.start()]
+        quoting.feed(literal)
+        parts.append(literal)
+        start = match.end()
         escape = _ESCAPES.get(match.group(0))
         if escape is not None:
-            return escape
+            parts.append(escape)
+            continue
         field_text = match.group(1) if match.group(1) is not None else match.group(2)
         value = lookup(field_text.strip())
         if value is None:
             raise NotExpandable(match.group(0))
-        return value
+        parts.append(quoting.quote(value))
+    quoting.feed(text[start:])
+    parts.append(text[start:])
+    return "".join(parts)
 
-    return _EXPANSION.sub(substitute, text)
+
+class _Quoting:
+    """Where a POSIX shlex reading of a line is (outside quotes, in '...' or in "..."), as it is fed."""
+
+    def __init__(self) -> None:
+        self.quote_mark = ""
+        self.escaped = False
+
+    def feed(self, text: str) -> None:
+        """Move past ``text``, a part of the line as written."""
+        for char in text:
+            if self.escaped:
+                self.escaped = False
+            elif self.quote_mark == "'":
+                self.quote_mark = "" if char == "'" else "'"
+            elif char == "\\":
+                self.escaped = True
+            elif char == self.quote_mark:
+                self.quote_mark = ""
+            elif not self.quote_mark and char in "'\"":
+                self.quote_mark = char
+
+    def quote(self, value: str) -> str:
+        """``value`` written so that shlex reads it back as written, in the word it stands in."""
+        if self.escaped and value:  # a backslash before the field escapes the value's first character
+            self.escaped = False
+            return value[0] + self.quote(value[1:])
+        if self.quote_mark == "'":  # close the quote, add the value quoted, open it again
+            return "'" + shlex.quote(value) + "'"
+        if self.quote_mark == '"':  # in double quotes shlex unescapes only \\ and \"
+            return value.replace("\\", "\\\\").replace('"', '\\"')
+        return shlex.quote(value)

@@ -17,6 +17,7 @@ other exception is a bug in etl_nb and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import functools
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -34,9 +36,10 @@ from IPython.display import display as _ipython_display
 from etl_nb._masking import redact
 from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
+from etl_nb.notebook.cellref import at_cell
 from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
-from etl_nb.notebook.reader import pipeline_name
+from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.results import load_summary
 from etl_nb.spec import (
     IDENTIFIER,
@@ -127,6 +130,18 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def _bindable(value: Any, name: str, step: str) -> Any:
+    """A notebook value for ``{{ name }}``; a module or function (``{{ os }}``) is a mistake."""
+    if isinstance(value, ModuleType) or (callable(value) and not _plain(value)):
+        kind = "module" if isinstance(value, ModuleType) else type(value).__name__
+        raise PipelineError(
+            f"Step '{step}' uses the parameter {{{{ {name} }}}} but '{name}' is a {kind} in the notebook, "
+            "not a value. Give it a string, number or date, or rename the parameter.",
+            step=step,
+        )
+    return value
+
+
 def _short_sql_error(message: str, step: Step | None) -> str:
     """DuckDB's multi-line error as one line, with the position in the cell's own SQL."""
     position = error_position(message)
@@ -172,6 +187,7 @@ class NotebookSession:
     failed: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
     recorded: set[str] = field(default_factory=set)  # in a recorded run: the steps that ran
+    failed_step: str | None = None  # the node whose failure failed the last %etl run
 
     @classmethod
     def create(cls, shell: InteractiveShell) -> NotebookSession:
@@ -202,19 +218,44 @@ class NotebookSession:
             raise EtlUsageError(self._message(exc, line, statement), exc) from None
 
     def _message(self, exc: EtlError, line: str, statement: Statement | None) -> str:
-        step = (
-            statement if isinstance(statement, ExtractStep | TransformStep | CheckStep | LoadStep) else None
-        )
-        message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
-        name = exc.step or _line_name(line)
+        """The one line for ``exc``: the step as the user named it, the cell that declared it in a run."""
         verb = line.split(maxsplit=1)[0] if line.split() else ""
+        ran = verb in ("run", "show")  # the commands that run the pipeline
+        node = (self.failed_step or exc.step) if ran else exc.step
+        step = statement if isinstance(statement, Step) else self._declared_step(node)
+        message = _short_sql_error(exc.message, step) if "SQL error" in exc.message else exc.message
+        name = _line_name(line) or exc.step  # `check orders`, not its node id `check:orders`
         if (
             name
             and f"'{name}'" not in message
             and verb in ("connect", "extract", "transform", "check", "load")
         ):
             message = f"{verb} '{name}': {message}"
+        if ran and _recorded_run() is not None:
+            # The run happens here, but the mistake is in the cell that declared the failing step.
+            message = at_cell(self.declared_cell(node), message)
         return message
+
+    def _declared_step(self, node: str | None) -> Step | None:
+        return next((s for s in self.pipeline.spec.steps if step_id(s) == node), None)
+
+    def declared_cell(self, node: str | None) -> int | None:
+        """The index of the cell in the saved notebook that declares step (or connection) ``node``."""
+        saved = _saved_notebook(self.shell)
+        if node is None or saved is None:
+            return None
+        try:
+            cells = read_notebook(saved).cells
+        except EtlError:
+            return None
+        found: int | None = None
+        for cell in cells:  # the last declaration wins, as in the kernel
+            statement = cell.statement
+            if isinstance(statement, ConnectionSpec):
+                found = cell.index if statement.name == node else found
+            elif isinstance(statement, Step) and step_id(statement) == node:
+                found = cell.index
+        return found
 
     def declare(self, statement: ConnectionSpec | Step) -> None:
         """Add a statement; if it leaves the graph invalid, take it back and raise."""
@@ -284,11 +325,13 @@ class NotebookSession:
         """The first ``limit`` rows of step ``name``, its row count, schema and time."""
         session = self.pipeline.session
         # A LIMIT in the SQL is several times cheaper than DuckDB's relation.limit() per cell.
-        frame = session.con.sql(f"SELECT * FROM {session.source(name)} LIMIT {int(limit)}").pl()
+        first = session.con.sql(f"SELECT * FROM {session.source(name)} LIMIT {int(limit)}")
+        frame = first.pl()
         if rows is None:
             rows = session.count(name)
         kind = self.pipeline.spec.tables()[name].verb
-        return StepPreview(name=name, frame=frame, rows=rows, seconds=took, kind=kind)
+        types = [str(t) for t in first.types]  # DuckDB's names (BIGINT, VARCHAR), as the user's SQL says
+        return StepPreview(name=name, frame=frame, rows=rows, seconds=took, kind=kind, types=types)
 
     # --- parameters -----------------------------------------------------------------------
 
@@ -312,10 +355,10 @@ class NotebookSession:
                     raise MissingParameter(
                         name,
                         step=step_id(step),
-                        known=[k for k in namespace if not k.startswith("_")],
+                        known=self.parameter_candidates(),
                         fix=f"Define it in the parameters cell ({name} = ...) and run that cell first.",
                     )
-                params[name] = namespace[name]
+                params[name] = _bindable(namespace[name], name, step_id(step))
             if isinstance(step, TransformStep) and step.python is not None:
                 from etl_nb.engine.dag import python_free_names
 
@@ -324,11 +367,31 @@ class NotebookSession:
                         params[name] = namespace[name]
         return params
 
+    def parameter_candidates(self) -> list[str]:
+        """Names an unknown ``{{ name }}`` may have meant: the parameters cell's and the user's own values.
+
+        The saved notebook's parameters cell counts even when it has not run
+        yet; of the namespace only the user's plain values count (not IPython's
+        ``In``/``exit``, modules or functions), as only those can be parameters.
+        """
+        shell = self.shell
+        names: list[str] = []
+        saved = _saved_notebook(shell)
+        if saved is not None:
+            with contextlib.suppress(EtlError):  # an unreadable file only costs the hint
+                names += read_notebook(saved).parameter_names
+        hidden = shell.user_ns_hidden
+        names += [
+            k for k, v in shell.user_ns.items() if not k.startswith("_") and k not in hidden and _plain(v)
+        ]
+        return list(dict.fromkeys(names))
+
     # --- line commands --------------------------------------------------------------------
 
     def command(self, command: Command) -> None:
         """Run a line command: run, dag, runs, show, export, reset, params."""
         handler = getattr(self, f"cmd_{command.verb}")
+        self.failed_step = None
         handler(command)
 
     def cmd_run(self, command: Command, *, last: bool = False) -> None:
@@ -351,9 +414,13 @@ class NotebookSession:
             if not steps:
                 display(Message("Nothing to run: every declared step ran in this recorded run."))
                 return
+        self.failed_step = None
         chosen = [dag.nodes[n] for n in steps] if steps is not None else list(dag.nodes.values())
         params = self.params_for(chosen, strict=only is None and from_step is None)
-        progress = RunProgress(self.pipeline.name, len(chosen), widgets=hasattr(self.shell, "kernel"))
+        kernel = hasattr(self.shell, "kernel")
+        progress = RunProgress(
+            self.pipeline.name, len(chosen), widgets=kernel and self._shows_widgets(), terminal=not kernel
+        )
         try:
             result = self.pipeline.run(
                 params,
@@ -378,7 +445,19 @@ class NotebookSession:
                 self.seconds[node] = step.seconds
             elif step.status == "failed":
                 self.failed.add(node)
+                self.failed_step = self.failed_step or node
         result.raise_for_status()
+
+    def _shows_widgets(self) -> bool:
+        """Whether a notebook frontend renders this kernel's widgets (papermill and consoles do not).
+
+        Jupyter Server names the notebook of the kernels it starts
+        (``JPY_SESSION_NAME``), as VS Code does; papermill, a recorded run and
+        ``jupyter console`` do not, and would keep a dead widget's state.
+        """
+        if _recorded_run() is not None:
+            return False
+        return bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in self.shell.user_ns
 
     def unrun(self, dag: Dag, only: list[str] | None = None, from_step: str | None = None) -> list[str]:
         """In a recorded run: the steps still to run (of ``only``/``from_step`` and what they need)."""
@@ -423,7 +502,7 @@ class NotebookSession:
 
     def cmd_runs(self, command: Command) -> None:
         """``%etl runs [--limit N]``: this pipeline's recent runs from the run store."""
-        limit = int(command.options.get("limit", DEFAULT_RUNS))
+        limit = _limit(command, DEFAULT_RUNS)
         runs = self.pipeline.store.list_runs(self.pipeline.name, limit=limit)
         display(RunsTable(runs, self.pipeline.name))
 
@@ -445,7 +524,7 @@ class NotebookSession:
             raise PipelineError(
                 f"Step '{name}' has no output yet: run its cell or %etl run first.", step=name
             )
-        limit = int(command.options.get("limit", DEFAULT_PREVIEW_ROWS))
+        limit = _limit(command, DEFAULT_PREVIEW_ROWS)
         display(self.preview(name, limit, took=self.seconds.get(name)))
 
     def cmd_reset(self, command: Command) -> None:
@@ -494,6 +573,18 @@ class NotebookSession:
         to = command.options.get("to") or ("py" if target and target.endswith(".py") else "ipynb")
         written = export_notebook(source, to="py" if to == "py" else "ipynb", output=target)
         print(f"exported the saved {source.name} to {written}")
+
+
+_LARGEST_LIMIT = (
+    1_000_000_000  # past this a --limit is a typo, and overflows DuckDB's and the store's integers
+)
+
+
+def _limit(command: Command, default: int) -> int:
+    limit = int(command.options.get("limit", default))
+    if limit > _LARGEST_LIMIT:
+        raise SpecError(f"--limit {limit} is too large: give at most {_LARGEST_LIMIT:,}.")
+    return limit
 
 
 def _label(step: Step) -> str:

@@ -76,17 +76,20 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 # The variables pl.Config sets: setting them directly costs microseconds, pl.Config half a millisecond.
 _POLARS_FORMAT = {
     "POLARS_FMT_TABLE_HIDE_DATAFRAME_SHAPE_INFORMATION": "1",
+    "POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES": "1",
     "POLARS_FMT_MAX_COLS": "-1",
 }
 
 
-def _polars_text(frame: pl.DataFrame) -> str:
-    """Polars' own table (with column types) showing every row of ``frame``, without its shape line."""
+def _polars_text(frame: pl.DataFrame, types: Sequence[str]) -> str:
+    """Polars' table showing every row of ``frame``, each column's ``types`` entry under its name."""
     wanted = {**_POLARS_FORMAT, "POLARS_FMT_MAX_ROWS": str(max(frame.height, 1))}
     saved = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)
+    # Polars would print its own dtypes (i64, str); the header says the DuckDB type instead.
+    headers = {name: f"{name}\n---\n{kind}" for name, kind in zip(frame.columns, types, strict=True)}
     try:
-        return str(frame)
+        return str(frame.rename(headers))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -97,13 +100,24 @@ def _polars_text(frame: pl.DataFrame) -> str:
 
 @dataclass
 class StepPreview:
-    """The first rows of a step's table, its row count, schema and time taken."""
+    """The first rows of a step's table, its row count, schema and time taken.
+
+    ``types`` are the columns' DuckDB types (``BIGINT``, ``VARCHAR``, ``DATE``),
+    the dialect the user writes SQL in; both the HTML and the text show them.
+    """
 
     name: str
     frame: pl.DataFrame
     rows: int | None
     seconds: float | None = None
     kind: str = ""
+    types: list[str] = field(default_factory=list)
+
+    def column_types(self) -> list[str]:
+        """Each column's type: the DuckDB name given, else Polars' own."""
+        if len(self.types) == self.frame.width:
+            return list(self.types)
+        return [str(dtype) for dtype in self.frame.dtypes]
 
     def headline(self) -> str:
         """``transform revenue: 5 rows x 3 columns in 12 ms`` (with a times sign)."""
@@ -123,15 +137,15 @@ class StepPreview:
         return ""
 
     def text(self) -> str:
-        """The preview as text: headline, then Polars' own table with column types."""
-        table = _polars_text(self.frame)
+        """The preview as text: headline, then a table with each column's type under its name."""
+        table = _polars_text(self.frame, self.column_types())
         return "\n".join(p for p in (self.headline(), table, self.footer()) if p)
 
     def html(self) -> str:
         """The preview as an HTML table with each column's type under its name."""
         header = [
-            f"{html.escape(name)}<br><small>{html.escape(str(dtype))}</small>"
-            for name, dtype in self.frame.schema.items()
+            f"{html.escape(name)}<br><small>{html.escape(kind)}</small>"
+            for name, kind in zip(self.frame.columns, self.column_types(), strict=True)
         ]
         footer = self.footer()
         return (

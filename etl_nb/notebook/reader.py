@@ -18,7 +18,8 @@ them (``etl_nb.notebook.api_reader``), and returns a ``NotebookPipeline``:
 
 Cell numbers: ``index`` and ``Problem.cell`` are positions in ``nb.cells``
 (0-based, markdown cells included); messages for people say ``cell N`` with
-N = index + 1. Statements carry the same 0-based index in their ``cell`` field.
+N = index + 1 (``etl_nb.notebook.cellref``, as ``etl-nb run`` and export say it).
+Statements carry the same 0-based index in their ``cell`` field.
 
 Nothing here runs notebook code. ``{var}`` and ``$var`` in ``%etl`` lines are
 expanded (``cells.expand``) only from literal assignments (the parameters cell
@@ -37,6 +38,7 @@ from typing import Any
 from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.errors import EtlError, SpecError
 from etl_nb.notebook.api_reader import api_statements
+from etl_nb.notebook.cellref import at_cell, cell_label
 from etl_nb.notebook.cells import (
     CodeCell,
     NotExpandable,
@@ -68,7 +70,7 @@ class Problem:
     step: str | None = None
 
     def __str__(self) -> str:
-        return f"cell {self.cell + 1}: {self.message}" if self.cell is not None else self.message
+        return at_cell(self.cell, self.message)
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ def _build_spec(result: NotebookPipeline) -> None:
             result.problems.append(
                 Problem(
                     cell.index,
-                    f"'{identity}' is declared again (first in cell {seen[identity] + 1}); this later "
+                    f"'{identity}' is declared again (first in {cell_label(seen[identity])}); this later "
                     "cell wins. Give one of them another name.",
                     identity,
                 )

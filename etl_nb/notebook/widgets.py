@@ -1,18 +1,23 @@
 """Run progress for ``%etl run``: an ipywidgets bar, with a text line for everything else.
 
-``RunProgress`` is a ``RunListener``. It puts one display on the page and
-updates it in place (a ``display_id``): where widgets render (JupyterLab,
-Notebook) the bundle shows a progress bar and a label; where they do not
-(papermill's stored outputs, nbval, a terminal) the same bundle's
-``text/plain`` line says how far the run got. When the run ends, ``finish``
-replaces the bar with the run's summary, so a saved notebook keeps a
-readable table and no dangling widget.
+``RunProgress`` is a ``RunListener`` that shows one line of progress however
+the notebook is shown, and replaces it with the run's summary at the end:
+
+- in a notebook frontend (JupyterLab, Notebook, VS Code) one display holds a
+  progress bar and a label, updated in place (a ``display_id``);
+- in a kernel without one (papermill, nbval, ``jupyter console``) the same
+  display holds only the ``text/plain`` line, which the client replaces at
+  each update, so the executed notebook keeps one output and no widget state;
+- in a terminal IPython (no kernel) the line is rewritten in place with a
+  carriage return, and left out when the output is not a terminal (a log
+  gets the summary only).
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from etl_nb.notebook.preview import Bundle, rows_text, seconds
 
@@ -20,16 +25,27 @@ if TYPE_CHECKING:
     from etl_nb.results import StepResult
 
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_CLEAR_LINE = "\r\x1b[K"
 
 
 class RunProgress:
     """Shows steps done, the current step, rows so far and elapsed time while a run goes.
 
-    ``widgets=False`` (a terminal, no kernel) shows text only. ``display`` is
-    injectable for tests; by default it is IPython's ``display``.
+    ``widgets=False`` shows text only; ``terminal=True`` (IPython without a
+    kernel) writes that text to ``stream`` (stdout) in place instead of a
+    display. ``display`` is injectable for tests; by default it is IPython's.
     """
 
-    def __init__(self, pipeline: str, total: int, *, widgets: bool = True, display: Any = None) -> None:
+    def __init__(
+        self,
+        pipeline: str,
+        total: int,
+        *,
+        widgets: bool = True,
+        terminal: bool = False,
+        display: Any = None,
+        stream: IO[str] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.total = total
         self.done = 0
@@ -40,13 +56,17 @@ class RunProgress:
         self._bar: Any = None
         self._label: Any = None
         self._box: Any = None
-        if widgets:
+        if widgets and not terminal:
             self._make_widgets()
         if display is None:
             from IPython.display import display as ipython_display
 
             display = ipython_display
-        self._handle = display(self.bundle(), raw=True, display_id=True)
+        self._display = display
+        self._stream = (stream or sys.stdout) if terminal else None
+        self._live = self._stream is not None and self._stream.isatty()
+        self._handle = None if terminal else display(self.bundle(), raw=True, display_id=True)
+        self._write_line()
 
     def _make_widgets(self) -> None:
         try:
@@ -102,11 +122,24 @@ class RunProgress:
             self._bar.value = self.done
             self._bar.bar_style = "danger" if self.failed else ""
             self._label.value = self.text().split(": ", 1)[1]
-        self._handle.update(self.bundle(), raw=True)
+        if self._handle is not None:
+            self._handle.update(self.bundle(), raw=True)
+        self._write_line()
+
+    def _write_line(self, text: str | None = None) -> None:
+        """In a terminal: the progress line written over the last one (nothing when output is a file)."""
+        if self._stream is None or not self._live:
+            return
+        self._stream.write(_CLEAR_LINE + (self.text() if text is None else text))
+        self._stream.flush()
 
     def finish(self, final: Bundle) -> None:
         """Replace the bar with ``final`` (the run's summary) and release the widgets."""
-        self._handle.update(final, raw=True)
+        if self._handle is not None:
+            self._handle.update(final, raw=True)
+        else:
+            self._write_line("")  # the summary takes the progress line's place
+            self._display(final, raw=True)
         if self._box is not None:
             self._box.close()
             self._bar.close()

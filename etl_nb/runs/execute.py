@@ -10,7 +10,6 @@ is kept under ``$ETL_NB_HOME/.etl_nb/runs/RUN_ID/`` for inspection.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from etl_nb.errors import EtlError, PipelineError
+from etl_nb.notebook.cellref import run_error
 from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.runs.runtime import kernel_runtime_folder
 from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id
@@ -93,7 +93,7 @@ def execute_notebook(
                 kernel_manager_class=_ipc_kernel_manager(runtime),
             )
     except PapermillExecutionError as exc:
-        status, error = "failed", _execution_error(exc)
+        status, error = "failed", _execution_error(exc, output)
     except Exception as exc:  # the kernel could not start, the notebook is not JSON, ...
         status, error = "failed", f"{exc.__class__.__name__}: {exc}"
     store.finish_run(run_id, status, None, error=error, output_notebook=str(output))
@@ -151,14 +151,15 @@ def _ipc_kernel_manager(runtime: Path) -> type:
     return IpcKernelManager
 
 
-def _execution_error(exc: Any) -> str:
-    """The failing cell's error as the user saw it, without the ANSI colours."""
-    message = f"{exc.ename}: {exc.evalue}" if exc.evalue else str(exc.ename)
-    cell = getattr(exc, "exec_count", None)
-    where = f"cell [{cell}]" if cell else "a cell"
-    if "finish_recorded_run" in (getattr(exc, "source", "") or ""):
-        where = "the pipeline run at the end of the notebook (added by etl-nb run)"
-    return re.sub(r"\x1b\[[0-9;]*m", "", f"{where} failed: {message}")
+def _execution_error(exc: Any, executed: Path) -> str:
+    """The failing cell's error as the user saw it, the cell named as a person counts it (``cellref``)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)  # type: ignore[no-untyped-call]
+    except Exception:  # papermill could not write it: the cell goes unnamed
+        nb = {}
+    return run_error(nb, exc.cell_index, exc.ename, exc.evalue, exc.traceback)
 
 
 @contextmanager

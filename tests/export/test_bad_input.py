@@ -79,7 +79,6 @@ def test_a_pipeline_that_cannot_build_is_refused_naming_the_cell(
             "Notebook 'nowhere.ipynb' does not exist. Check the path.",
         ),
         (["export", "{nb}", "--to", "pdf"], "argument --to: invalid choice: 'pdf'"),
-        (["export", "{nb}"], "the following arguments are required: --to"),
         (["export", "{nb}", "--to", "py", "-o", "{dir}"], "is a folder; give a file name, e.g. -o"),
         (["export", "{nb}", "--to", "ipynb", "-o", "{nb}"], "is the notebook itself; give another file name"),
         (["export", "{nb}", "--to", "py", "-o", "out.ipynb"], "does not end in .py but --to is py"),
@@ -132,3 +131,16 @@ def test_export_writes_beside_the_notebook_and_says_where(
     ]
     assert (tmp_path / "again.py").read_text() == (tmp_path / "good.py").read_text()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_without_to_writes_a_plain_notebook_as_the_magic_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    notebook = write_notebook(tmp_path / "good.ipynb", GOOD)
+
+    assert main(["export", str(notebook)]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'good_plain.ipynb'}\n"
+    assert main(["export", str(notebook), "-o", "script.py"]) == 0
+    assert (tmp_path / "script.py").read_text().startswith('"""The good pipeline')
+    assert not (tmp_path / "good.py").exists()

@@ -48,8 +48,8 @@ def test_extract_cell_shows_first_rows_count_schema_and_time(nb: Notebook) -> No
     assert headline.startswith("extract orders: 8 rows \u00d7 6 columns in ")
     assert headline.endswith(" ms")
     assert "created_at" in bundle["text/plain"]
-    assert "date" in bundle["text/plain"]
-    assert "<th>amount<br><small>Float64</small></th>" in bundle["text/html"]
+    assert "DATE" in bundle["text/plain"]
+    assert "<th>amount<br><small>DOUBLE</small></th>" in bundle["text/html"]
     assert bundle["text/html"].count("<tr>") == 1 + 8
 
 
@@ -348,3 +348,80 @@ def test_a_bug_in_etl_nb_keeps_its_traceback(nb: Notebook, monkeypatch: pytest.M
 def test_a_failing_cell_still_fails_for_ipython(nb: Notebook) -> None:
     result = nb.shell.run_cell("%etl extrct orders")
     assert not result.success
+
+
+def test_an_unknown_parameter_suggests_a_user_variable_not_an_ipython_name(nb: Notebook) -> None:
+    setup(nb)
+    nb.ok("import os\nquarter = 'Q1'")
+    for typo, hint in [("quartr", "quarter"), ("qit", None), ("oss", None), ("gett_ipython", None)]:
+        failed = nb(f"%%etl transform picked\nSELECT * FROM orders WHERE status = {{{{ {typo} }}}}")
+        assert failed.message.startswith(
+            f"MissingParameter: Step 'picked' uses the parameter {{{{ {typo} }}}}"
+        )
+        assert ("Did you mean" in failed.message) == (hint is not None)
+        assert hint is None or f"Did you mean '{hint}'?" in failed.message
+
+
+def test_a_parameter_naming_a_module_or_function_is_refused_in_one_line(nb: Notebook) -> None:
+    setup(nb)
+    nb.ok("import os")
+    for name, kind in [("os", "module"), ("quit", "ExitAutocall")]:
+        failed = nb(f"%%etl transform picked\nSELECT * FROM orders WHERE status = {{{{ {name} }}}}")
+        assert failed.message == (
+            f"PipelineError: Step 'picked' uses the parameter {{{{ {name} }}}} but '{name}' is a {kind} "
+            "in the notebook, not a value. Give it a string, number or date, or rename the parameter."
+        )
+
+
+def test_an_unknown_parameter_suggests_the_parameters_cell_even_before_it_ran(
+    nb: Notebook, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtools import write_notebook
+
+    cells = [
+        ("start_date = '2026-01-01'", ["parameters"]),
+        *SETUP,
+        REVENUE.replace("start_date", "start_dat"),
+    ]
+    monkeypatch.setenv("ETL_NB_NOTEBOOK", str(write_notebook(workdir / "saved.ipynb", cells)))
+    setup(nb)
+    failed = nb(cells[-1])  # type: ignore[arg-type]
+    assert failed.message == (
+        "MissingParameter: Step 'revenue' uses the parameter {{ start_dat }} but it has no value. "
+        "Did you mean 'start_date'? Define it in the parameters cell (start_dat = ...) and run that cell "
+        "first."
+    )
+
+
+def test_a_check_error_names_the_step_as_written_once(nb: Notebook) -> None:
+    setup(nb)
+    failed = nb("%%etl check orders\n- expression: amont > 1")
+    assert failed.message.startswith("PipelineError: check 'orders': Check expression(amont > 1) cannot run")
+    assert "check:orders" not in failed.message
+
+
+def test_previews_name_column_types_as_duckdb_does_in_html_and_text(nb: Notebook) -> None:
+    setup(nb)
+    result = nb.ok(
+        "%%etl transform typed\n"
+        "SELECT id, status, created_at, created_at::TIMESTAMP AS at, amount, [id] AS ids FROM orders"
+    )
+    (bundle,) = result.outputs
+    types = ["BIGINT", "VARCHAR", "DATE", "TIMESTAMP", "DOUBLE", "BIGINT[]"]
+    names = ["id", "status", "created_at", "at", "amount", "ids"]
+    for name, kind in zip(names, types, strict=True):
+        assert f"<th>{name}<br><small>{kind}</small></th>" in bundle["text/html"]
+    header = bundle["text/plain"].splitlines()[1:5]
+    assert [cell.strip() for cell in header[3].strip("│").split("┆")] == types
+    for polars_name in ("i64", "str", "f64", "Int64", "String", "datetime"):
+        assert polars_name not in bundle["text/plain"] + bundle["text/html"]
+
+
+@pytest.mark.parametrize(
+    "line", ["%etl runs --limit 99999999999999999999", "%etl show orders --limit 10000000000"]
+)
+def test_an_overflowing_limit_is_one_line(nb: Notebook, line: str) -> None:
+    setup(nb)
+    failed = nb(line)
+    assert failed.message.startswith("SpecError: --limit ")
+    assert failed.message.endswith(" is too large: give at most 1,000,000,000.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from etl_nb.notebook.widgets import RunProgress
@@ -16,9 +17,8 @@ class FakeDisplay:
     def __init__(self) -> None:
         self.shown: list[dict[str, Any]] = []
 
-    def __call__(self, bundle: dict[str, Any], *, raw: bool, display_id: bool) -> FakeDisplay:
+    def __call__(self, bundle: dict[str, Any], *, raw: bool, display_id: bool = False) -> FakeDisplay:
         assert raw
-        assert display_id
         self.shown.append(bundle)
         return self
 
@@ -49,3 +49,41 @@ def test_progress_without_widgets_is_text_only() -> None:
     progress = RunProgress("demo", 1, widgets=False, display=screen)
     progress.step_started("orders", 0, 1)
     assert all(set(bundle) == {"text/plain"} for bundle in screen.shown)
+
+
+class Terminal(io.StringIO):
+    """What a terminal receives; ``tty=False`` is output piped to a file or a log."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def _run_three_steps(progress: RunProgress) -> None:
+    for index, step in enumerate(["orders", "rates", "revenue"]):
+        progress.step_started(step, index, 3)
+        progress.step_finished(StepResult(step, "transform", "success", rows=10))
+    progress.finish({"text/plain": "summary"})
+
+
+def test_in_a_terminal_progress_is_one_line_rewritten_in_place_then_the_summary() -> None:
+    screen, terminal = FakeDisplay(), Terminal(tty=True)
+    _run_three_steps(RunProgress("demo", 3, widgets=True, terminal=True, display=screen, stream=terminal))
+
+    written = terminal.getvalue()
+    assert "\n" not in written
+    updates = written.split("\r\x1b[K")
+    assert updates[0] == ""
+    assert updates[-2].startswith("etl run demo: 3/3 steps \u00b7 30 rows \u00b7 ")
+    assert updates[-1] == ""  # the line is cleared for the summary
+    assert screen.shown == [{"text/plain": "summary"}]
+
+
+def test_piped_to_a_file_a_terminal_run_writes_only_the_summary() -> None:
+    screen, log = FakeDisplay(), Terminal(tty=False)
+    _run_three_steps(RunProgress("demo", 3, widgets=False, terminal=True, display=screen, stream=log))
+    assert log.getvalue() == ""
+    assert screen.shown == [{"text/plain": "summary"}]

@@ -1,12 +1,18 @@
-"""The small formatter: literals and calls laid out as ``ruff format`` would write them.
+"""The small formatter: literals, comments and calls laid out as ``ruff format`` would write them.
 
 The emitter describes a call as a tree (``Call`` of ``Raw`` text and ``Seq``
 collections); ``layout`` turns it into lines that fit ``LINE_LENGTH``, so the
 generated code passes ``ruff format --check`` as written.
+
+Text from the notebook that the export writes as a comment or inside a
+string goes through ``comment_lines``, ``quote`` or ``code_string`` here, and
+only here: each escapes or splits at every character that ends a line for
+Python, IPython or an editor, so prose can never become code.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -18,9 +24,11 @@ __all__ = [
     "Raw",
     "Seq",
     "code_string",
+    "comment_lines",
     "flat",
     "layout",
     "quote",
+    "split_lines",
     "str_literal",
 ]
 
@@ -56,6 +64,32 @@ Node = Raw | Call | Seq
 Arg = Node | tuple[str, Node]
 
 
+# Every line break that str.splitlines (and so IPython, editors and many tools) sees; Python's own
+# tokenizer ends a line at \r too, so a comment holding any of them may end before the text does.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` split at every line break (``\\r``, ``\\x0c``, ``\\u2028`` ... as well as ``\\n``)."""
+    return _LINE_BREAK.split(text)
+
+
+def comment_lines(text: str) -> list[str]:
+    """``text`` as the lines of a ``#`` comment (without the ``#``): one per line break of any kind.
+
+    Other control characters are written as escapes, so each line stays one
+    comment line for Python and for any editor.
+    """
+    return [_printable(line) for line in split_lines(text)]
+
+
+def _printable(text: str, keep: str = "\t") -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def quote(text: str, mark: str) -> str:
     """``text`` as a string literal between ``mark`` quotes, escaped."""
     out = []
@@ -64,8 +98,8 @@ def quote(text: str, mark: str) -> str:
             out.append("\\\\")
         elif char == mark:
             out.append("\\" + mark)
-        elif char in "\n\r\t":
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif char in _ESCAPES:
+            out.append(_ESCAPES[char])
         elif not char.isprintable():
             out.append(repr(char)[1:-1])
         else:
@@ -79,13 +113,20 @@ def str_literal(text: str) -> str:
 
 
 def code_string(text: str) -> str:
-    """SQL or code as a string: one line as is, several lines triple-quoted on lines of their own."""
+    """SQL or code as a string: one line as is, several lines triple-quoted on lines of their own.
+
+    The value is kept exactly: a raw string when the text has backslashes and
+    nothing that needs an escape, else an escaped one whose only real line
+    breaks are ``\\n``.
+    """
     if "\n" not in text:
         return str_literal(text)
-    raw = "\\" in text and '"""' not in text and not text.endswith("\\")
-    body = text if raw else text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    body = body.replace("\r", "\\r") if not raw else body
-    return ("r" if raw else "") + '"""\n' + body + '\n"""'
+    plain = _printable(text, keep="\t\n") == text
+    raw = plain and "\\" in text and '"""' not in text and not text.endswith("\\")
+    if raw:
+        return 'r"""\n' + text + '\n"""'
+    body = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return '"""\n' + _printable(body, keep="\t\n") + '\n"""'
 
 
 def flat(node: Node | tuple[str, Node]) -> str:

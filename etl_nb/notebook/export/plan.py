@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from etl_nb.engine.dag import build_dag
 from etl_nb.errors import EtlError, SpecError
+from etl_nb.notebook.cellref import at_cell
 from etl_nb.notebook.cells import (
     CodeCell,
     cell_source,
@@ -286,7 +287,7 @@ def _parsed(text: str) -> list[ast.Module]:
 
 def _cell_error(index: int, message: str, step: str | None = None) -> SpecError:
     return SpecError(
-        f"Cannot export: cell {index + 1}: {_one_line(message)} Nothing was written.", step=step, cell=index
+        f"Cannot export: {at_cell(index, _one_line(message))} Nothing was written.", step=step, cell=index
     )
 
 

@@ -12,7 +12,7 @@ import io
 import re
 import tokenize
 
-from etl_nb.notebook.export.layout import INDENT
+from etl_nb.notebook.export.layout import INDENT, comment_lines, split_lines
 
 __all__ = [
     "ETL_LINE",
@@ -28,6 +28,7 @@ __all__ = [
 ETL_LINE = re.compile(r"^(\s*)%etl(\s|$)")  # a %etl line magic; group 1 is its indentation
 _LOAD_EXT = re.compile(r"^\s*%load_ext\s+etl_nb\s*$")
 _CURRENT = re.compile(r"\betl_nb\.current\(\)")
+_MAGIC_LINE = re.compile(r"^(\s*)([%!].*)$")
 _IMPORT_ETL_NB = re.compile(r"^import etl_nb[ \t]*(\n[ \t]*)*(\n|\Z)", re.MULTILINE)
 
 
@@ -60,10 +61,23 @@ def use_pipeline(text: str, p: str) -> str:
 
 
 def comment_magics(text: str) -> str:
-    """IPython-only lines (``%magic``, ``!shell``) as comments: a script runs under plain Python."""
-    if text.lstrip().startswith("%%"):
-        return "\n".join(f"# {line}" if line else "#" for line in text.split("\n"))
-    return "\n".join(re.sub(r"^(\s*)([%!].*)$", r"\1# \2  (IPython only)", line) for line in text.split("\n"))
+    """IPython-only lines (``%magic``, ``!shell``) as comments: a script runs under plain Python.
+
+    Lines are split as IPython splits a cell with magics (at ``\\r``,
+    ``\\x0c``, ``\\u2028`` ... too), so what follows such a break stays the
+    code it was in the notebook and a comment never holds one.
+    """
+    if text.lstrip().startswith("%%"):  # a cell magic: its whole body is the magic's, never Python
+        return "\n".join(f"# {line}" if line else "#" for line in comment_lines(text))
+    lines = split_lines(text)
+    if not any(_MAGIC_LINE.match(line) for line in lines):
+        return text
+    return "\n".join(
+        f"{m.group(1)}# {comment_lines(m.group(2))[0]}  (IPython only)"
+        if (m := _MAGIC_LINE.match(line))
+        else line
+        for line in lines
+    )
 
 
 def as_function(name: str, code: str, inputs: list[str], free: list[str]) -> list[str] | None:

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from etl_nb.notebook.export.emit import option_name
-from etl_nb.notebook.export.layout import LINE_LENGTH
+from etl_nb.notebook.export.layout import LINE_LENGTH, comment_lines, quote
 from etl_nb.notebook.export.plan import Plan
 from etl_nb.notebook.export.rewrite import hoist_imports, sorted_imports
 
@@ -84,10 +84,11 @@ def _docstring(plan: Plan, source_name: str) -> list[str]:
         for n, v in plan.parameters.items()
         if isinstance(v, str | int | float) and not isinstance(v, bool) and n in plan.parameter_names
     }
-    script = f"{Path(source_name).stem}.py"
+    stem = _in_docstring(Path(source_name).stem)
+    script = f"{stem}.py"
     example = f"    python {script}"
     for n, v in simple.items():  # as many as fit on the line; --help lists them all
-        option = f" {option_name(n)} {shlex.quote(str(v))}"
+        option = f" {option_name(n)} {_in_docstring(shlex.quote(str(v)))}"
         if v == "" or len(example + option) > LINE_LENGTH:
             break
         example += option
@@ -96,13 +97,18 @@ def _docstring(plan: Plan, source_name: str) -> list[str]:
         usage.append(f"    python {script} --help")
     how = "; the notebook's parameters are command-line options:" if plan.parameter_names else ":"
     return [
-        f'"""The {Path(source_name).stem} pipeline, exported from {source_name} by `etl-nb export`.',
+        f'"""The {stem} pipeline, exported from {_in_docstring(source_name)} by `etl-nb export`.',
         "",
         f"Run it with plain Python{how}",
         "",
         *usage,
         '"""',
     ]
+
+
+def _in_docstring(text: str) -> str:
+    """Text from the notebook (its file name, a parameter's value) on one line of the docstring."""
+    return quote(text, '"')[1:-1]
 
 
 def _ends_with_def(lines: list[str]) -> bool:
@@ -118,7 +124,7 @@ def _markdown_comment(text: str) -> list[str]:
     width = LINE_LENGTH - 2
     out: list[str] = []
     fenced = False
-    for raw in text.split("\n"):
+    for raw in comment_lines(text):
         line = raw.rstrip()
         if line.startswith("```"):
             fenced = not fenced
