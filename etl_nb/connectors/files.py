@@ -48,6 +48,12 @@ _COPY_OPTIONS = {
 }
 # Formats whose files can take more rows at the end; the others get part files.
 _APPENDABLE = {"csv", "ndjson"}
+# Missing values in CSV files as pandas and R read them; `options: {nullstr: [...]}` replaces the list.
+CSV_MISSING = ("NA", "N/A", "NULL", "null", "NaN", "")
+# DuckDB's CSV sniffer types columns from this many rows; the text-column warning looks at as many.
+_CSV_SAMPLE_ROWS = 20_480
+# A text column is "nearly every value numeric" when at least this share of its values is.
+_NUMERIC_SHARE = 0.9
 
 
 def _sql_string(text: str) -> str:
@@ -98,7 +104,11 @@ class FilesConnector(Connector):
                 step=extract.name,
             )
         fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
-        return reader_sql(fmt, paths, dict(extract.options), extract.name)
+        select = reader_sql(fmt, paths, dict(extract.options), extract.name)
+        if fmt == "csv":
+            for message in _text_columns_of_numbers(select, extract, connection):
+                self.warn(extract.name, message)
+        return select
 
     # --- writing -----------------------------------------------------------------------
 
@@ -239,6 +249,8 @@ def reader_sql(fmt: str, paths: list[str], options: dict[str, Any], step: str) -
     """A SELECT reading ``paths`` with DuckDB's reader for ``fmt`` and the user's ``options``."""
     if fmt == "csv" and "delimiter" in options:  # the name users know; DuckDB calls it sep
         options["sep"] = options.pop("delimiter")
+    if fmt == "csv":
+        options.setdefault("nullstr", list(CSV_MISSING))
     if fmt in ("json", "ndjson"):
         options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "ndjson": "read_json"}[fmt]
@@ -336,3 +348,77 @@ def _old_rows_sql(request: WriteRequest, target: Path, fmt: str) -> str:
         for name, kind, *_ in inferred
     )
     return f"read_json({path}, format = {json_format}, columns = {{{columns}}})"
+
+
+def _text_columns_of_numbers(
+    select: str, extract: ExtractStep, connection: duckdb.DuckDBPyConnection
+) -> list[str]:
+    """A warning for each text column of a CSV read whose values are nearly all numbers.
+
+    Such a column usually hides a missing-value marker the reader does not know
+    (``?``, ``-``) or decimal commas. Only the sniffer's sample is looked at, and
+    only when the read has text columns, so a plain numeric file costs nothing more.
+    """
+    options = extract.options
+    if options.get("all_varchar"):
+        return []
+    typed = {
+        str(c)
+        for key in ("types", "dtypes", "column_types")
+        if isinstance(options.get(key), dict)
+        for c in options[key]
+    }
+    cursor = connection.cursor()  # a side query: never leaves a result open on the session
+    try:
+        columns = [
+            name
+            for name, kind, *_ in cursor.execute(f"DESCRIBE {select}").fetchall()
+            if kind == "VARCHAR" and name not in typed
+        ]
+        if not columns:
+            return []
+        aggregates = []
+        for column in columns:
+            c = _ident(column)
+            aggregates += [
+                f"count({c})",
+                f"count(TRY_CAST({c} AS DOUBLE))",
+                f"count(TRY_CAST(replace({c}, ',', '.') AS DOUBLE))",
+                f"mode({c}) FILTER (WHERE TRY_CAST({c} AS DOUBLE) IS NULL)",
+                f"min({c}) FILTER (WHERE {c} LIKE '%,%')",
+            ]
+        sample = f"SELECT {', '.join(_ident(c) for c in columns)} FROM ({select}) LIMIT {_CSV_SAMPLE_ROWS}"
+        counts = cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({sample})").fetchall()[0]
+    except duckdb.Error:
+        return []  # the read itself fails: the extract reports that, not this hint
+    finally:
+        cursor.close()
+    warnings = []
+    for i, column in enumerate(columns):
+        values, numbers, comma_numbers, token, comma_value = counts[5 * i : 5 * i + 5]
+        if values == 0:
+            continue
+        if numbers < values and numbers >= _NUMERIC_SHARE * values:
+            markers = [*_markers(options), str(token)]
+            warnings.append(
+                f"Column '{column}' of extract '{extract.name}' is text because of values like "
+                f"'{token}', although nearly every value is a number. If '{token}' means missing, "
+                f"add it to the markers: options: {{nullstr: {_yaml_list(markers)}}}."
+            )
+        elif comma_numbers >= _NUMERIC_SHARE * values and numbers < _NUMERIC_SHARE * values:
+            warnings.append(
+                f"Column '{column}' of extract '{extract.name}' is text, but its values are numbers "
+                f"with a decimal comma (like '{comma_value}'). Set options: {{decimal_separator: ','}} "
+                "(the delimiter is then usually ';')."
+            )
+    return warnings
+
+
+def _markers(options: dict[str, Any]) -> list[str]:
+    """The missing-value markers a CSV extract reads with."""
+    given = options.get("nullstr", list(CSV_MISSING))
+    return [str(m) for m in given] if isinstance(given, list) else [str(given)]
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "[" + ", ".join(repr(item) for item in items) + "]"
