@@ -22,6 +22,7 @@ from etl_nb.errors import EtlError, PipelineError, SpecError
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
+    DEFAULT_LOAD_MODE,
     CheckStep,
     ConnectionSpec,
     ExtractStep,
@@ -157,10 +158,14 @@ class Pipeline:
         *,
         table: str | None = None,
         path: str | None = None,
-        mode: LoadMode = "append",
+        mode: LoadMode = DEFAULT_LOAD_MODE,
         key: str | Iterable[str] | None = None,
     ) -> Pipeline:
-        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``)."""
+        """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``).
+
+        ``mode`` is ``replace`` unless told (``append``, ``merge`` with ``key``), so
+        running a pipeline twice leaves its targets as one run left them.
+        """
         keys = [k.strip() for k in key.split(",")] if isinstance(key, str) else list(key or [])
         return self.add(validated(LoadStep, step=step, to=to, table=table, path=path, mode=mode, key=keys))
 

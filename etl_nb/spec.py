@@ -25,6 +25,8 @@ ANY_PARAMETER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _Built = TypeVar("_Built", bound=BaseModel)
 
 LoadMode = Literal["append", "replace", "merge"]
+# Rerunning a load cell, or a whole notebook, never duplicates rows.
+DEFAULT_LOAD_MODE: LoadMode = "replace"
 FileFormat = Literal["csv", "parquet", "json", "ndjson"]
 
 
@@ -170,7 +172,7 @@ class LoadStep(_Model):
     to: Identifier
     table: str | None = None
     path: str | None = None
-    mode: LoadMode = "append"
+    mode: LoadMode = DEFAULT_LOAD_MODE
     key: list[str] = Field(default_factory=list)
     cell: int | None = None
 
@@ -611,7 +613,7 @@ def _build_check(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int
 
 def _build_load(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int | None) -> Statement:
     step = pos["STEP"]
-    mode = opts.get("mode", "append")
+    mode = opts.get("mode", DEFAULT_LOAD_MODE)
     if mode not in ("append", "replace", "merge"):
         raise SpecError(
             f"Unknown --mode '{mode}' for load '{step}'.{_suggest(mode, ['append', 'replace', 'merge'])} "

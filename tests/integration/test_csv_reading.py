@@ -63,7 +63,8 @@ def test_a_marker_first_seen_past_the_type_sample_is_missing_not_a_failure(
 
 
 def test_a_semicolon_file_with_decimal_commas_reads_as_numbers(pipeline: Pipeline, lake: Path) -> None:
-    (lake / "semi.csv").write_text("species;bill;year\nAdelie;39,1;2007\nGentoo;46,5;2008\nChinstrap;NA;2009\n")
+    semi = "species;bill;year\nAdelie;39,1;2007\nGentoo;46,5;2008\nChinstrap;NA;2009\n"
+    (lake / "semi.csv").write_text(semi)
     pipeline.extract(
         "semi", source="lake", path="semi.csv", options={"delimiter": ";", "decimal_separator": ","}
     )

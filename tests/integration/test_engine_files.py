@@ -141,7 +141,7 @@ def test_replace_twice_leaves_only_the_second_run(pipeline: Pipeline, lake: Path
 
 def test_append_to_parquet_writes_part_files_in_a_folder(pipeline: Pipeline, lake: Path) -> None:
     pipeline.extract("orders", source="lake", path="orders.csv")
-    pipeline.load("orders", to="lake", path="out/orders.parquet")  # append is the default
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="append")
     first = pipeline.run().raise_for_status()
     second = pipeline.run().raise_for_status()
     folder = lake / "out" / "orders.parquet"
