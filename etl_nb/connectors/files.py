@@ -144,6 +144,8 @@ class FilesConnector(Connector):
                 step=load.step,
             )
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+        if load.mode == "merge":
+            _check_merge_keys(request)  # also into a new file: the next merge reads these keys
         try:
             if load.mode == "merge" and target.exists():
                 _copy(request, _merged_sql(request, target, fmt), staging, fmt)
@@ -291,6 +293,28 @@ def _copy(request: WriteRequest, select: str, path: Path, fmt: str, options: str
 def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
     """The target's rows whose key is not in the step's output, plus the step's rows."""
     load = request.load
+    keys = ", ".join(_ident(k) for k in load.key)
+    columns = request.relation.columns
+    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
+    old = _old_rows_sql(request, target, fmt)
+    # Keys compare as the step's types, however the file's text reads them ("01" matches 1).
+    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in load.key)
+    # CSV rows are text: the old ones stay exactly as written, the new ones are written as a
+    # replace would write them; the union keeps the file's column order.
+    new = (
+        "SELECT " + ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
+        if fmt == "csv"
+        else "SELECT *"
+    )
+    return (
+        f"SELECT o.* FROM {old} AS o ANTI JOIN (SELECT {keys} FROM {request.table_sql}) AS s ON {on} "
+        f"UNION ALL BY NAME {new} FROM {request.table_sql}"
+    )
+
+
+def _check_merge_keys(request: WriteRequest) -> None:
+    """Refuse a merge whose key is not a column of the step, or is not unique in its rows."""
+    load = request.load
     missing = [k for k in load.key if k not in request.relation.columns]
     if missing:
         raise SpecError(
@@ -309,22 +333,6 @@ def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
             "first (a check with 'unique' finds them).",
             step=load.step,
         )
-    columns = request.relation.columns
-    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
-    old = _old_rows_sql(request, target, fmt)
-    # Keys compare as the step's types, however the file's text reads them ("01" matches 1).
-    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in load.key)
-    # CSV rows are text: the old ones stay exactly as written, the new ones are written as a
-    # replace would write them; the union keeps the file's column order.
-    new = (
-        "SELECT " + ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
-        if fmt == "csv"
-        else "SELECT *"
-    )
-    return (
-        f"SELECT o.* FROM {old} AS o ANTI JOIN (SELECT {keys} FROM {request.table_sql}) AS s ON {on} "
-        f"UNION ALL BY NAME {new} FROM {request.table_sql}"
-    )
 
 
 # Types a JSON reader infers from strings; old rows keep such strings as they were written.

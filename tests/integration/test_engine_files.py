@@ -274,6 +274,22 @@ def test_merge_with_duplicate_keys_fails_and_leaves_the_target(pipeline: Pipelin
     assert target.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [("customer_id", "appear more than once"), ("order_id", "Merge key 'order_id' is not a column")],
+)
+def test_a_merge_into_a_new_file_checks_its_keys_and_writes_nothing(
+    pipeline: Pipeline, lake: Path, key: str, message: str
+) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.load("orders", to="lake", path="out/orders.parquet", mode="merge", key=key)
+    result = pipeline.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert message in result.error
+    assert not (lake / "out" / "orders.parquet").exists()
+
+
 def test_merge_key_that_is_not_a_column_lists_the_columns(pipeline: Pipeline, lake: Path) -> None:
     pl.DataFrame({"id": [1]}).write_parquet(lake / "t.parquet")
     pipeline.extract("orders", source="lake", path="orders.csv")
