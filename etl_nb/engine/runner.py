@@ -95,6 +95,7 @@ class Runner:
         self._plan = plan_run(dag, dag.nodes)
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
+        self._results: dict[str, StepResult] = {}  # this run's outcomes so far, by node
 
     def _typed(self, spec: PipelineSpec) -> PipelineSpec:
         """``spec`` with each ``auto`` connection typed (where its ``${VAR}`` is set), so that a
@@ -123,6 +124,7 @@ class Runner:
             self.dag, wanted, materialize=materialize, scans_rows_once=self._scans_rows_once
         )
         order = [n for n in self.dag.order() if n in wanted]
+        self._results = {}
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
         staged: list[tuple[StepResult, PendingWrite]] = []
@@ -137,6 +139,7 @@ class Runner:
                     self.listener.step_started(node, index, len(order))
                 before = len(pending)
                 result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
+                self._results[node] = result
                 if len(pending) > before:
                     staged.append((result, pending[-1]))
                 outcome.steps.append(result)
@@ -356,7 +359,10 @@ class Runner:
                 self.session.put(step.name, bindable_sql(step.sql), table=storage == "table", reads=reads)
             except duckdb.Error as exc:
                 raise self._sql_error(step.name, exc) from None
-            return self.session.count(step.name) if storage == "table" else None
+            if storage != "table":
+                return None
+            self._count_read_steps(reads)
+            return self.session.count(step.name)
         inputs = [a for a, b in self.dag.edges if b == step.name]
         frames = {name: self.session.relation(name).pl() for name in inputs}
         self.session.put_arrow(step.name, run_python(step, frames, params))
@@ -404,7 +410,52 @@ class Runner:
             culprit, error = found
             verb = self.dag.nodes[culprit].verb
             raise PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit) from None
+        self._count_read_steps([step.step], direct_rows=write.rows)
         return write
+
+    def _count_read_steps(self, reads: list[str], *, direct_rows: int | None = None) -> None:
+        """Give rows to the steps that the statement just run read without storing them.
+
+        A fused or streamed step runs inside the statement that reads it, so its
+        rows are counted there: a stream counts the batches it hands over, a file
+        scan's rows come from DuckDB's profile of the statement, and a step a load
+        reads directly has the rows the load wrote (``direct_rows``). Nothing is
+        read again, so counting costs nothing; a step whose rows DuckDB's optimizer
+        blends into its reader (a transform fused into another transform) keeps
+        ``rows=None``.
+        """
+        scans = self.session.last_scans()
+        for name in self.session.fused_upstream(reads):
+            result = self._results.get(name)
+            if result is None or result.rows is not None or result.status not in ("success", "warned"):
+                continue
+            stream = next((s for s in self.session.streams_read_by(name) if s.name == name), None)
+            if stream is not None:
+                result.rows = stream.rows if stream.consumed else None
+            elif name in reads and direct_rows is not None:
+                result.rows = direct_rows
+            elif isinstance(self.dag.nodes[name], ExtractStep):
+                result.rows = self._scanned_rows(name, scans)
+
+    def _scanned_rows(self, name: str, scans: list[dict[str, Any]]) -> int | None:
+        """The rows fused extract ``name`` read, from the profile's scan of its files."""
+        select = self.session.fused_sql(name) or ""
+        for scan in scans:
+            info = scan.get("extra_info") or {}
+            files = str(info.get("Filename(s)", "")).split(", ")[0]
+            if not files or files not in select:
+                continue
+            if not info.get("Filters") and not info.get("Dynamic Filters"):
+                return int(scan.get("intermediate_rows") or 0)
+            if info.get("Function") == "READ_PARQUET":  # filters pushed into the scan: count
+                # from the files' metadata instead, which DuckDB answers without reading rows
+                cursor = self.session.con.cursor()
+                try:
+                    return int(cursor.execute(f"SELECT count(*) FROM ({select})").fetchall()[0][0])
+                finally:
+                    cursor.close()
+            return None
+        return None
 
     def _note_warnings(self, step: ExtractStep, result: StepResult) -> None:
         connector = self.session.connector(self.spec.connections[step.source], self.context)

@@ -8,6 +8,7 @@ The session also holds the open connectors, one per connection.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,10 @@ class Session:
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(database, config=config)
+        # Every statement keeps its query profile, the rows each operator produced: how steps
+        # that DuckDB runs inside a later statement (fused, scanned) get their rows counted.
+        self.con.execute("PRAGMA enable_profiling = 'no_output'")
+        self.con.execute("SET profiling_coverage = 'ALL'")
         self.objects: dict[str, Literal["table", "view", "fused"]] = {}
         # Steps kept as SQL text and inlined (as CTEs) into whatever reads them,
         # so DuckDB plans a batch run as one query and binds each source once.
@@ -159,6 +164,34 @@ class Session:
             return f"({self.inline(select, reads)}) AS {quote(name)}"
         return quote(name)
 
+    def fused_sql(self, name: str) -> str | None:
+        """The SQL text of fused step ``name`` (None if it is not fused)."""
+        fused = self._fused.get(name)
+        return fused[0] if fused else None
+
+    def fused_upstream(self, reads: Iterable[str]) -> list[str]:
+        """The fused steps among ``reads`` and, through them, their inputs (inputs first)."""
+        return self._fused_closure(reads)
+
+    def last_scans(self) -> list[dict[str, Any]]:
+        """The table scans of the last statement run on the session, from its query profile.
+
+        Each is DuckDB's operator record: ``extra_info`` (``Function``,
+        ``Filename(s)``, pushed-down ``Filters``) and ``intermediate_rows``.
+        """
+        try:
+            profile = json.loads(self.con.get_profiling_information(format="json"))
+        except (duckdb.Error, ValueError):
+            return []
+        scans: list[dict[str, Any]] = []
+        stack = list(profile.get("operator", []))
+        while stack:
+            node = stack.pop()
+            if node.get("type") == "TABLE_SCAN":
+                scans.append(node)
+            stack.extend(node.get("children", []))
+        return scans
+
     def culprit(self, reads: Iterable[str]) -> tuple[str, duckdb.Error] | None:
         """The first fused step among ``reads`` (and their inputs) whose SQL does not bind.
 
@@ -246,6 +279,7 @@ class OneScan:
         self.schema = reader.schema
         self._reader: pa.RecordBatchReader | None = reader
         self._failure: BaseException | None = None
+        self.rows = 0  # rows handed over so far: the extract's row count once its reader is done
 
     @property
     def failure(self) -> BaseException | None:
@@ -281,7 +315,9 @@ class OneScan:
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                for batch in reader:
+                    self.rows += batch.num_rows
+                    yield batch
             except BaseException as exc:
                 self._failure = exc
                 raise
