@@ -1,7 +1,7 @@
 """Running a pipeline's steps in one DuckDB session.
 
 The runner walks the DAG in order and keeps each step's output the way
-``engine/plan.py`` decides (a table, a view, SQL fused into its one reader,
+``engine/plan.py`` decides (a table, SQL fused into its one reader,
 or a one-pass stream) in the ``engine/session.py`` session. Loads are
 staged as they come and committed together only when every step has
 succeeded, so a failed run leaves every target exactly as it was.
@@ -354,13 +354,11 @@ class Runner:
             if storage == "fused":
                 self.session.fuse(step.name, bindable_sql(step.sql), reads)
                 return None
-            # A step nobody reads is still bound as a view, so its SQL errors show.
+            # Stored, also when nobody reads it: a run succeeds only if every step's SQL ran.
             try:
-                self.session.put(step.name, bindable_sql(step.sql), table=storage == "table", reads=reads)
+                self.session.put(step.name, bindable_sql(step.sql), table=True, reads=reads)
             except duckdb.Error as exc:
                 raise self._sql_error(step.name, exc) from None
-            if storage != "table":
-                return None
             self._count_read_steps(reads)
             return self.session.count(step.name)
         inputs = [a for a, b in self.dag.edges if b == step.name]
