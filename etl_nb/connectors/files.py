@@ -12,7 +12,7 @@ import glob
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,6 @@ class FilesConnector(Connector):
         target = self.folder / load.path
         fmt = _write_format(load.path)
         assert fmt is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
         if load.mode == "append" and (target.is_dir() or fmt not in _APPENDABLE):
             return self._stage_part_file(request, target, fmt)
         if target.is_dir():
@@ -146,6 +145,7 @@ class FilesConnector(Connector):
         staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
         if load.mode == "merge":
             _check_merge_keys(request)  # also into a new file: the next merge reads these keys
+        created = _make_folders(target.parent)
         try:
             if load.mode == "merge" and target.exists():
                 _copy(request, _merged_sql(request, target, fmt), staging, fmt)
@@ -158,9 +158,9 @@ class FilesConnector(Connector):
             else:
                 rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
         except BaseException:
-            staging.unlink(missing_ok=True)
+            _discard(staging, created)
             raise
-        return StagedFile(staging=staging, target=target, rows=rows)
+        return StagedFile(staging=staging, target=target, rows=rows, created=created)
 
     def _stage_part_file(self, request: WriteRequest, target: Path, fmt: str) -> StagedFile:
         if target.is_file():
@@ -170,15 +170,15 @@ class FilesConnector(Connector):
                 "or another --path.",
                 step=request.load.step,
             )
-        target.mkdir(parents=True, exist_ok=True)
+        created = _make_folders(target)
         part = target / f"part-{request.run_id}-{uuid.uuid4().hex[:8]}.{fmt}"
         staging = target / f".{part.name}.tmp"
         try:
             rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
         except BaseException:
-            staging.unlink(missing_ok=True)
+            _discard(staging, created)
             raise
-        return StagedFile(staging=staging, target=part, rows=rows)
+        return StagedFile(staging=staging, target=part, rows=rows, created=created)
 
     def _stage_append(self, request: WriteRequest, target: Path, staging: Path, fmt: str) -> int:
         existing = request.connection.sql(reader_sql(fmt, [str(target)], {}, request.load.step)).columns
@@ -228,19 +228,41 @@ def load_path(request: WriteRequest) -> str:
 
 @dataclass
 class StagedFile:
-    """A fully written temporary file waiting to replace its target."""
+    """A fully written temporary file waiting to replace its target.
+
+    ``created`` are the folders made for it (deepest first): an abort removes
+    them again, so a failed run leaves no empty ``out/`` or ``x.parquet/`` behind.
+    """
 
     staging: Path
     target: Path
     rows: int
+    created: list[Path] = field(default_factory=list)
 
     def commit(self) -> None:
         """Rename the staged file over the target (atomic on one filesystem)."""
         os.replace(self.staging, self.target)
 
     def abort(self) -> None:
-        """Delete the staged file."""
-        self.staging.unlink(missing_ok=True)
+        """Delete the staged file and the folders made for it."""
+        _discard(self.staging, self.created)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, deepest first."""
+    missing = [f for f in [folder, *folder.parents] if not f.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _discard(staging: Path, created: list[Path]) -> None:
+    """Delete a staged file and the folders made for it, if nothing else was put there."""
+    staging.unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another load wrote there), or gone already
+            break
 
 
 def _write_format(path: str) -> str | None:

@@ -41,3 +41,14 @@ def test_a_terminal_transform_is_executed_and_counted(tmp_path: Path) -> None:
     assert result.steps["codes"].rows == 1
     assert result.steps["orders"].rows == 2
     assert p.session.objects["codes"] == "table"
+
+
+def test_a_failed_first_run_leaves_no_folder_in_a_file_target(tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    p.load("orders", to="lake", path="out/parts/orders.parquet", mode="append")
+    p.load("orders", to="lake", path="out2/orders.csv")
+    p.check("orders", [{"row_count": {"min": 10}}])  # fails after the loads are staged
+    result = p.run()
+    assert result.status == "failed"
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out2").exists()
