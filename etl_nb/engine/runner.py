@@ -9,10 +9,12 @@ succeeded, so a failed run leaves every target exactly as it was.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any, Protocol
 
 import duckdb
@@ -31,7 +33,7 @@ from etl_nb.engine.dag import Dag, bindable_sql
 from etl_nb.engine.plan import Materialize, plan_run
 from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
-from etl_nb.engine.sqltext import quote
+from etl_nb.engine.sqltext import csv_value_error, quote
 from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError
 from etl_nb.results import RunStatus, StepResult, run_status
 from etl_nb.retry import RetryPolicy
@@ -299,6 +301,9 @@ class Runner:
             try:
                 self.session.put(step.name, select, table=storage == "table")
             except duckdb.Error as exc:
+                csv = self._csv_error(str(exc), step.name)
+                if csv is not None:
+                    raise csv from None
                 raise ConnectorError(
                     f"Cannot read '{step.name}' from connection '{step.source}': {exc}", step=step.name
                 ) from None
@@ -393,17 +398,23 @@ class Runner:
             else:
                 write = self.retry.call(lambda: connector.write(request), self._log_retry(step_id(step)))
         except (ConnectorError, duckdb.Error) as exc:
+            csv = self._csv_error(str(exc), step.step)
+            if csv is not None:  # a value of a CSV file the load reads: the extract's mistake
+                raise csv from None
             failure = next((s.failure for s in streams if s.failure is not None), None)
             if isinstance(failure, EtlError) or (streams and isinstance(exc, ConnectorError)):
                 # Final: the stream is spent, so nothing here is retried.
                 error = failure if isinstance(failure, EtlError) else exc
                 assert isinstance(error, EtlError)
                 message = str(error).removesuffix(" It will be retried.")
-                raise ConnectorError(message, step=error.step) from None
+                blamed = error.step if error is failure else step_id(step)
+                raise ConnectorError(message, step=blamed) from None
             if not isinstance(exc, ConnectorError):
                 raise
             found = self.session.culprit([step.step]) if not exc.transient else None
             if found is None:
+                # The sink's own failure (its connection refused, say): the load's, not its input's.
+                exc.step = step_id(step)
                 raise
             culprit, error = found
             verb = self.dag.nodes[culprit].verb
@@ -467,14 +478,52 @@ class Runner:
         tables = self.spec.tables()
         return [n for n in self.dag.upstream(name) if n in tables]
 
-    def _sql_error(self, name: str, exc: duckdb.Error) -> PipelineError:
+    def _sql_error(self, name: str, exc: duckdb.Error) -> EtlError:
         """A SQL error, blamed on the fused step it really comes from when there is one."""
+        csv = self._csv_error(str(exc), name)
+        if csv is not None:
+            return csv
         found = self.session.culprit(self._reads(name))
         if found is not None:
             culprit, error = found
             verb = self.dag.nodes[culprit].verb
             return PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit)
         return PipelineError(f"SQL error in transform '{name}': {exc}", step=name)
+
+    def _csv_error(self, message: str, node: str) -> ConnectorError | None:
+        """A CSV value that does not convert, blamed on the extract that reads its file.
+
+        DuckDB reports it in whichever statement first reads the rows (a load,
+        a transform), in twenty lines; the user's mistake is in the extract.
+        """
+        problem = csv_value_error(message)
+        if problem is None:
+            return None
+        paths = {
+            n: step.path
+            for n in sorted({node, *self.dag.ancestors([node])})
+            if isinstance(step := self.dag.nodes.get(n), ExtractStep) and step.path is not None
+        }
+        file = PurePath(problem.file)
+        matching = [
+            n
+            for n, path in paths.items()
+            if file.match(path) or fnmatch.fnmatch(file.name, PurePath(path).name)
+        ]
+        chosen = (matching or list(paths) or [node])[0]
+        try:
+            shown = Path(problem.file).resolve().relative_to(self.context.base_dir.resolve()).as_posix()
+        except ValueError:
+            shown = problem.file
+        value = f"'{problem.value}'" if problem.value is not None else "a value"
+        kind = f"of type {problem.type}" if problem.type else "of the column's type"
+        return ConnectorError(
+            f"Extract '{chosen}' cannot read '{shown}' line {problem.line:,}, column '{problem.column}': "
+            f"{value} is not {kind} (the type DuckDB guessed from the first 20,480 rows). If it means "
+            f"missing, add it to the markers: options: {{nullstr: ['NA', '', ...]}}; else set the "
+            f"column's type: options: {{types: {{{problem.column}: VARCHAR}}}}.",
+            step=chosen,
+        )
 
     def _log_retry(self, step: str) -> Callable[[BaseException, int], None]:
         def log(error: BaseException, attempt: int) -> None:

@@ -195,6 +195,9 @@ class Session:
     def culprit(self, reads: Iterable[str]) -> tuple[str, duckdb.Error] | None:
         """The first fused step among ``reads`` (and their inputs) whose SQL does not bind.
 
+        Only a parser, binder or catalog error is the step's: anything else is not a
+        mistake in its SQL, and finds no culprit.
+
         The error's ``LINE n`` is a line of that step's own SQL, not of the query around it.
         """
         for name in self._fused_closure(reads):
@@ -202,8 +205,12 @@ class Session:
             text, first = self._wrap(select, upstream)
             try:
                 self.con.execute(f"DESCRIBE SELECT * FROM ({text}) AS {quote(name)}").fetchall()
-            except duckdb.Error as exc:
+            except (duckdb.BinderException, duckdb.ParserException, duckdb.CatalogException) as exc:
                 return name, in_user_lines(exc, first, select)
+            except duckdb.Error:
+                # Not the step's SQL (the session is busy with a reader a failed load left
+                # open, say): the statement that failed reports its own error.
+                return None
         return None
 
     def _fused_closure(self, reads: Iterable[str]) -> list[str]:
