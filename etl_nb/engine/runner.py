@@ -34,7 +34,7 @@ from etl_nb.engine.plan import Materialize, plan_run
 from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
 from etl_nb.engine.sqltext import csv_value_error, quote
-from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError
+from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError, SpecError
 from etl_nb.results import RunStatus, StepResult, run_status
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -132,6 +132,7 @@ class Runner:
         staged: list[tuple[StepResult, PendingWrite]] = []
         try:
             self._bind_params(order, params)
+            self._check_target_names(order)
             for index, node in enumerate(order):
                 step = self.dag.nodes[node]
                 if outcome.error is not None:
@@ -391,6 +392,7 @@ class Runner:
             table_sql=self.session.source(step.step),
             run_id=self.run_id,
         )
+        self._check_column_names(step, connector.kind, request)
         streams = self.session.streams_read_by(step.step)
         try:
             if streams:  # a stream cannot be replayed: one try, and the source's own error
@@ -466,6 +468,48 @@ class Runner:
             return None
         return None
 
+    def _name_limit(self, load: LoadStep) -> tuple[str, int] | None:
+        """The database and its longest name in bytes, for a load into one that cuts longer names."""
+        connection = self.spec.connections.get(load.to)
+        if connection is None:
+            return None
+        limit = NAME_BYTES.get(connection.type)
+        return (_DATABASE_NAMES[connection.type], limit) if limit is not None else None
+
+    def _check_target_names(self, order: list[str]) -> None:
+        """Refuse, before any step runs, a table name the target database would silently cut."""
+        for node in order:
+            load = self.dag.nodes[node]
+            if not isinstance(load, LoadStep) or load.table is None:
+                continue
+            found = self._name_limit(load)
+            if found is None:
+                continue
+            database, limit = found
+            for part in _name_parts(load.table):
+                if len(part.encode()) > limit:
+                    raise SpecError(
+                        f"Load '{load.step}': the name '{part}' in --table {load.table} is "
+                        f"{len(part.encode())} bytes long, and {database} keeps only the first "
+                        f"{limit} (it would cut the name, and later loads would not find the table). "
+                        "Use a shorter --table.",
+                        step=node,
+                    )
+
+    def _check_column_names(self, load: LoadStep, kind: str, request: WriteRequest) -> None:
+        """Refuse a column the target database would silently cut, before anything is written."""
+        limit = NAME_BYTES.get(kind)
+        if limit is None:
+            return
+        for column in request.relation.columns:
+            if len(column.encode()) > limit:
+                raise SpecError(
+                    f"Load '{load.step}': column '{column}' is {len(column.encode())} bytes long, and "
+                    f"{_DATABASE_NAMES[kind]} keeps only the first {limit}. Rename it in step "
+                    f"'{load.step}' (SELECT ... AS shorter_name).",
+                    step=step_id(load),
+                )
+
     def _note_warnings(self, step: ExtractStep, result: StepResult) -> None:
         connector = self.session.connector(self.spec.connections[step.source], self.context)
         warnings = connector.take_warnings(step.name)
@@ -531,6 +575,26 @@ class Runner:
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log
+
+
+# Databases that silently cut longer identifiers (in bytes), by connector kind; a name they
+# cut creates a table that later loads never find again.
+NAME_BYTES = {"postgres": 63}
+_DATABASE_NAMES = {"postgres": "PostgreSQL"}
+
+
+def _name_parts(table: str) -> list[str]:
+    """The parts of ``schema.table`` (a part in double quotes may hold dots)."""
+    parts, current, quoted = [], "", False
+    for char in table:
+        if char == '"':
+            quoted = not quoted
+        elif char == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
 
 
 def _blame_fused_step(outcome: RunOutcome, result: StepResult, error: EtlError) -> None:

@@ -64,3 +64,46 @@ def test_a_load_whose_connection_is_refused_says_so_after_a_database_extract(
     assert "too many connections" in result.error, result.error
     assert "SQL error in" not in result.error
     assert result.steps[f"load:{step}:pg:public.t_refused"].status == "failed"
+
+
+def _tables(pg: sa.Engine, schema: str) -> list[str]:
+    with pg.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}
+        )
+        return [r[0] for r in rows]
+
+
+def test_a_table_name_past_63_bytes_is_refused_before_anything_is_written(
+    tmp_path: Path, pg: sa.Engine, pg_url: str, schema: str, make_pipeline: Callable[[str], Pipeline]
+) -> None:
+    (tmp_path / "t.csv").write_text("id\n1\n")
+    long_name = "daily_revenue_by_customer_and_region_and_currency_for_the_board_v2"  # 66 bytes
+    p = make_pipeline("long_names")
+    p.connect("lake", ".")
+    p.connect("pg", pg_url)
+    p.extract("t", source="lake", path="t.csv")
+    p.load("t", to="pg", table=f"{schema}.{long_name}")
+    for _ in range(2):  # the second run used to fail with "already exists"
+        result = p.run()
+        assert result.status == "failed"
+        assert result.error is not None
+        assert f"'{long_name}'" in result.error
+        assert "66 bytes" in result.error
+        assert "PostgreSQL keeps only the first 63" in result.error
+    assert _tables(pg, schema) == []
+
+
+def test_a_column_name_past_63_bytes_is_refused_before_anything_is_written(
+    tmp_path: Path, pg: sa.Engine, pg_url: str, schema: str, make_pipeline: Callable[[str], Pipeline]
+) -> None:
+    column = "x" * 64
+    p = make_pipeline("long_columns")
+    p.connect("pg", pg_url)
+    p.transform("t", sql=f"SELECT 1 AS {column}")
+    p.load("t", to="pg", table=f"{schema}.t")
+    result = p.run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert f"column '{column}' is 64 bytes long" in result.error
+    assert _tables(pg, schema) == []
