@@ -358,7 +358,7 @@ class Runner:
             reads = self._reads(step.name)
             storage = self._plan.storage(step.name)
             if storage == "fused":
-                self.session.fuse(step.name, bindable_sql(step.sql), reads)
+                self.session.fuse(step.name, bindable_sql(step.sql), reads, counted=True)
                 return None
             # Stored, also when nobody reads it: a run succeeds only if every step's SQL ran.
             try:
@@ -428,14 +428,12 @@ class Runner:
         """Give rows to the steps that the statement just run read without storing them.
 
         A fused or streamed step runs inside the statement that reads it, so its
-        rows are counted there: a stream counts the batches it hands over, a file
-        scan's rows come from DuckDB's profile of the statement, and a step a load
-        reads directly has the rows the load wrote (``direct_rows``). Nothing is
-        read again, so counting costs nothing; a step whose rows DuckDB's optimizer
-        blends into its reader (a transform fused into another transform) keeps
-        ``rows=None``.
+        rows are counted there: a stream counts the batches it hands over; a fused
+        transform (a MATERIALIZED CTE) and a file scan take their rows from DuckDB's
+        profile of the statement; a step a load reads directly has the rows the load
+        wrote (``direct_rows``) if the profile did not give them. Nothing is read again.
         """
-        scans = self.session.last_scans()
+        scans, counted = self.session.last_profile()
         for name in self.session.fused_upstream(reads):
             result = self._results.get(name)
             if result is None or result.rows is not None or result.status not in ("success", "warned"):
@@ -443,6 +441,8 @@ class Runner:
             stream = next((s for s in self.session.streams_read_by(name) if s.name == name), None)
             if stream is not None:
                 result.rows = stream.rows if stream.consumed else None
+            elif name in counted:
+                result.rows = counted[name]
             elif name in reads and direct_rows is not None:
                 result.rows = direct_rows
             elif isinstance(self.dag.nodes[name], ExtractStep):
