@@ -26,6 +26,7 @@ from etl_nb.lineage import RunLineage
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
+    DEFAULT_LOAD_MODE,
     CheckStep,
     ConnectionSpec,
     DriftPolicy,
@@ -40,7 +41,7 @@ from etl_nb.spec import (
     step_id,
     validated,
 )
-from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, new_run_id
+from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, default_store_url, new_run_id
 
 __all__ = ["DRY_RUN_ENV", "RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
 
@@ -61,9 +62,10 @@ class Pipeline:
 
     ``base_dir`` anchors relative folders and holds the ``.env`` file read for
     ``${VAR}`` references (default: the current folder). ``store`` is a
-    ``RunStore`` or its URL (default ``ETL_NB_STORE_URL`` or the project's
-    SQLite file); ``database``, ``memory_limit`` and ``temp_directory`` set
-    up the DuckDB session (``memory_limit="2GB"`` spills to ``temp_directory``).
+    ``RunStore`` or its URL (default ``ETL_NB_STORE_URL``, else the SQLite file of
+    ``base_dir``'s project folder: see ``etl_nb.project``); ``database``,
+    ``memory_limit`` and ``temp_directory`` set up the DuckDB session
+    (``memory_limit="2GB"`` spills to ``temp_directory``).
     """
 
     def __init__(
@@ -191,12 +193,14 @@ class Pipeline:
         *,
         table: str | None = None,
         path: str | None = None,
-        mode: LoadMode = "append",
+        mode: LoadMode = DEFAULT_LOAD_MODE,
         key: str | Iterable[str] | None = None,
         dry_run: bool = False,
     ) -> Pipeline:
         """Declare a load of ``step`` into connection ``to`` (``table=`` or ``path=``).
 
+        ``mode`` is ``replace`` unless told (``append``, ``merge`` with ``key``), so
+        running a pipeline twice leaves its targets as one run left them.
         ``dry_run=True`` makes it say what it would write (merge: rows inserted,
         updated, unchanged) and write nothing.
         """
@@ -237,7 +241,8 @@ class Pipeline:
     def store(self) -> RunStore:
         """The run store runs are recorded in."""
         if not isinstance(self._store, RunStore):
-            self._store = RunStore(self._store)
+            # The project of the pipeline's folder, wherever the process was started from.
+            self._store = RunStore(self._store or default_store_url(self.base_dir))
         return self._store
 
     def dag(self) -> Dag:

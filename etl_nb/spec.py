@@ -26,6 +26,8 @@ ANY_PARAMETER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _Built = TypeVar("_Built", bound=BaseModel)
 
 LoadMode = Literal["append", "replace", "merge"]
+# Rerunning a load cell, or a whole notebook, never duplicates rows.
+DEFAULT_LOAD_MODE: LoadMode = "replace"
 FileFormat = Literal["csv", "parquet", "json", "ndjson"]
 # What a change in an extract's columns since its last good run does: a warning, or a failed run.
 DriftPolicy = Literal["warn", "fail"]
@@ -212,7 +214,7 @@ class LoadStep(_Model):
     to: Identifier
     table: str | None = None
     path: str | None = None
-    mode: LoadMode = "append"
+    mode: LoadMode = DEFAULT_LOAD_MODE
     key: list[str] = Field(default_factory=list)
     dry_run: bool = False
     cell: int | None = None
@@ -728,7 +730,7 @@ def _build_check(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int
 
 def _build_load(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int | None) -> Statement:
     step = pos["STEP"]
-    mode = opts.get("mode", "append")
+    mode = opts.get("mode", DEFAULT_LOAD_MODE)
     if mode not in ("append", "replace", "merge"):
         raise SpecError(
             f"Unknown --mode '{mode}' for load '{step}'.{_suggest(mode, ['append', 'replace', 'merge'])} "

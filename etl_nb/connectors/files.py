@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,12 @@ _COPY_OPTIONS = {
 FOLDER_OPTIONS: frozenset[str] = frozenset()
 # Formats whose files can take more rows at the end; the others get part files.
 _APPENDABLE = {"csv", "ndjson"}
+# Missing values in CSV files as pandas and R read them; `options: {nullstr: [...]}` replaces the list.
+CSV_MISSING = ("NA", "N/A", "NULL", "null", "NaN", "")
+# DuckDB's CSV sniffer types columns from this many rows; the text-column warning looks at as many.
+_CSV_SAMPLE_ROWS = 20_480
+# A text column is "nearly every value numeric" when at least this share of its values is.
+_NUMERIC_SHARE = 0.9
 
 
 def _sql_string(text: str) -> str:
@@ -116,7 +122,11 @@ class FilesConnector(Connector):
                 step=extract.name,
             )
         fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
-        return reader_sql(fmt, paths, dict(extract.options), extract.name)
+        select = reader_sql(fmt, paths, dict(extract.options), extract.name)
+        if fmt == "csv":
+            for message in _text_columns_of_numbers(select, extract, connection):
+                self.warn(extract.name, message)
+        return select
 
     # --- writing -----------------------------------------------------------------------
 
@@ -142,7 +152,6 @@ class FilesConnector(Connector):
         target = self._target(load)
         fmt = _write_format(load.path)
         assert fmt is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
         sweep_dead_staging(target.parent)
         if load.mode == "append" and (target.is_dir() or fmt not in _APPENDABLE):
             return self._stage_part_file(request, target, fmt)
@@ -154,6 +163,9 @@ class FilesConnector(Connector):
             )
         staging = staging_path(target, request.run_id)
         counts = None
+        if load.mode == "merge":
+            _check_merge_keys(request)  # also into a new file: the next merge reads these keys
+        created = _make_folders(target.parent)
         try:
             if load.mode == "merge" and target.exists():
                 _copy(request, _merged_sql(request, target, fmt), staging, fmt)
@@ -165,11 +177,11 @@ class FilesConnector(Connector):
             else:
                 rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
         except BaseException:
-            staging.unlink(missing_ok=True)
+            _discard(staging, created)
             raise
         if load.mode == "merge" and counts is None:
             counts = merge_counts(rows, 0, 0)
-        return StagedFile(staging=staging, target=target, rows=rows, counts=counts)
+        return StagedFile(staging=staging, target=target, rows=rows, counts=counts, created=created)
 
     def _target(self, load: LoadStep) -> Path:
         """The file a load writes, refused when its path leads out of the folder."""
@@ -189,8 +201,9 @@ class FilesConnector(Connector):
         target = self._target(load)
         fmt = _write_format(load.path)
         assert fmt is not None
+        if load.mode == "merge":
+            _check_merge_keys(request)  # the key checks a real merge makes
         if load.mode == "merge" and target.is_file():
-            _merged_sql(request, target, fmt)  # the key checks a real merge makes
             return _file_merge_counts(request, target, fmt)
         rows = count_rows(request)
         if load.mode == "merge":
@@ -208,16 +221,16 @@ class FilesConnector(Connector):
                 "or another --path.",
                 step=request.load.step,
             )
-        target.mkdir(parents=True, exist_ok=True)
+        created = _make_folders(target)
         sweep_dead_staging(target)
         part = target / f"part-{_safe_run_id(request.run_id)}-{uuid.uuid4().hex[:8]}.{fmt}"
         staging = staging_path(part, request.run_id)
         try:
             rows = _copy(request, f"SELECT * FROM {request.table_sql}", staging, fmt)
         except BaseException:
-            staging.unlink(missing_ok=True)
+            _discard(staging, created)
             raise
-        return StagedFile(staging=staging, target=part, rows=rows)
+        return StagedFile(staging=staging, target=part, rows=rows, created=created)
 
     def _stage_append(self, request: WriteRequest, target: Path, staging: Path, fmt: str) -> int:
         existing = request.connection.sql(reader_sql(fmt, [str(target)], {}, request.load.step)).columns
@@ -299,20 +312,42 @@ def load_path(request: WriteRequest) -> str:
 
 @dataclass
 class StagedFile:
-    """A fully written temporary file waiting to replace its target."""
+    """A fully written temporary file waiting to replace its target.
+
+    ``created`` are the folders made for it (deepest first): an abort removes
+    them again, so a failed run leaves no empty ``out/`` or ``x.parquet/`` behind.
+    """
 
     staging: Path
     target: Path
     rows: int
     counts: dict[str, Any] | None = None  # a merge's inserted/updated/unchanged
+    created: list[Path] = field(default_factory=list)
 
     def commit(self) -> None:
         """Rename the staged file over the target (atomic on one filesystem)."""
         os.replace(self.staging, self.target)
 
     def abort(self) -> None:
-        """Delete the staged file."""
-        self.staging.unlink(missing_ok=True)
+        """Delete the staged file and the folders made for it."""
+        _discard(self.staging, self.created)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, deepest first."""
+    missing = [f for f in [folder, *folder.parents] if not f.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _discard(staging: Path, created: list[Path]) -> None:
+    """Delete a staged file and the folders made for it, if nothing else was put there."""
+    staging.unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another load wrote there), or gone already
+            break
 
 
 def _write_format(path: str) -> str | None:
@@ -323,6 +358,8 @@ def reader_sql(fmt: str, paths: list[str], options: dict[str, Any], step: str) -
     """A SELECT reading ``paths`` with DuckDB's reader for ``fmt`` and the user's ``options``."""
     if fmt == "csv" and "delimiter" in options:  # the name users know; DuckDB calls it sep
         options["sep"] = options.pop("delimiter")
+    if fmt == "csv":
+        options.setdefault("nullstr", list(CSV_MISSING))
     if fmt in ("json", "ndjson"):
         options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "ndjson": "read_json"}[fmt]
@@ -363,6 +400,28 @@ def _copy(request: WriteRequest, select: str, path: Path, fmt: str, options: str
 def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
     """The target's rows whose key is not in the step's output, plus the step's rows."""
     load = request.load
+    keys = ", ".join(_ident(k) for k in load.key)
+    columns = request.relation.columns
+    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
+    old = _old_rows_sql(request, target, fmt)
+    # Keys compare as the step's types, however the file's text reads them ("01" matches 1).
+    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in load.key)
+    # CSV rows are text: the old ones stay exactly as written, the new ones are written as a
+    # replace would write them; the union keeps the file's column order.
+    new = (
+        "SELECT " + ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
+        if fmt == "csv"
+        else "SELECT *"
+    )
+    return (
+        f"SELECT o.* FROM {old} AS o ANTI JOIN (SELECT {keys} FROM {request.table_sql}) AS s ON {on} "
+        f"UNION ALL BY NAME {new} FROM {request.table_sql}"
+    )
+
+
+def _check_merge_keys(request: WriteRequest) -> None:
+    """Refuse a merge whose key is not a column of the step, or is not unique in its rows."""
+    load = request.load
     missing = [k for k in load.key if k not in request.relation.columns]
     if missing:
         raise SpecError(
@@ -381,22 +440,6 @@ def _merged_sql(request: WriteRequest, target: Path, fmt: str) -> str:
             "first (a check with 'unique' finds them).",
             step=load.step,
         )
-    columns = request.relation.columns
-    types = dict(zip(columns, (str(t) for t in request.relation.types), strict=True))
-    old = _old_rows_sql(request, target, fmt)
-    # Keys compare as the step's types, however the file's text reads them ("01" matches 1).
-    on = " AND ".join(f"s.{_ident(k)} = TRY_CAST(o.{_ident(k)} AS {types[k]})" for k in load.key)
-    # CSV rows are text: the old ones stay exactly as written, the new ones are written as a
-    # replace would write them; the union keeps the file's column order.
-    new = (
-        "SELECT " + ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
-        if fmt == "csv"
-        else "SELECT *"
-    )
-    return (
-        f"SELECT o.* FROM {old} AS o ANTI JOIN (SELECT {keys} FROM {request.table_sql}) AS s ON {on} "
-        f"UNION ALL BY NAME {new} FROM {request.table_sql}"
-    )
 
 
 # Types a JSON reader infers from strings; old rows keep such strings as they were written.
@@ -462,3 +505,77 @@ def _file_merge_counts(request: WriteRequest, target: Path, fmt: str) -> dict[st
     ).fetchall()[0]
     staged, hits, updated, *per_column = (int(v or 0) for v in row)
     return merge_counts(staged - hits, updated, hits - updated, dict(zip(values, per_column, strict=True)))
+
+
+def _text_columns_of_numbers(
+    select: str, extract: ExtractStep, connection: duckdb.DuckDBPyConnection
+) -> list[str]:
+    """A warning for each text column of a CSV read whose values are nearly all numbers.
+
+    Such a column usually hides a missing-value marker the reader does not know
+    (``?``, ``-``) or decimal commas. Only the sniffer's sample is looked at, and
+    only when the read has text columns, so a plain numeric file costs nothing more.
+    """
+    options = extract.options
+    if options.get("all_varchar"):
+        return []
+    typed = {
+        str(c)
+        for key in ("types", "dtypes", "column_types")
+        if isinstance(options.get(key), dict)
+        for c in options[key]
+    }
+    cursor = connection.cursor()  # a side query: never leaves a result open on the session
+    try:
+        columns = [
+            name
+            for name, kind, *_ in cursor.execute(f"DESCRIBE {select}").fetchall()
+            if kind == "VARCHAR" and name not in typed
+        ]
+        if not columns:
+            return []
+        aggregates = []
+        for column in columns:
+            c = _ident(column)
+            aggregates += [
+                f"count({c})",
+                f"count(TRY_CAST({c} AS DOUBLE))",
+                f"count(TRY_CAST(replace({c}, ',', '.') AS DOUBLE))",
+                f"mode({c}) FILTER (WHERE TRY_CAST({c} AS DOUBLE) IS NULL)",
+                f"min({c}) FILTER (WHERE {c} LIKE '%,%')",
+            ]
+        sample = f"SELECT {', '.join(_ident(c) for c in columns)} FROM ({select}) LIMIT {_CSV_SAMPLE_ROWS}"
+        counts = cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({sample})").fetchall()[0]
+    except duckdb.Error:
+        return []  # the read itself fails: the extract reports that, not this hint
+    finally:
+        cursor.close()
+    warnings = []
+    for i, column in enumerate(columns):
+        values, numbers, comma_numbers, token, comma_value = counts[5 * i : 5 * i + 5]
+        if values == 0:
+            continue
+        if numbers < values and numbers >= _NUMERIC_SHARE * values:
+            markers = [*_markers(options), str(token)]
+            warnings.append(
+                f"Column '{column}' of extract '{extract.name}' is text because of values like "
+                f"'{token}', although nearly every value is a number. If '{token}' means missing, "
+                f"add it to the markers: options: {{nullstr: {_yaml_list(markers)}}}."
+            )
+        elif comma_numbers >= _NUMERIC_SHARE * values and numbers < _NUMERIC_SHARE * values:
+            warnings.append(
+                f"Column '{column}' of extract '{extract.name}' is text, but its values are numbers "
+                f"with a decimal comma (like '{comma_value}'). Set options: {{decimal_separator: ','}} "
+                "(the delimiter is then usually ';')."
+            )
+    return warnings
+
+
+def _markers(options: dict[str, Any]) -> list[str]:
+    """The missing-value markers a CSV extract reads with."""
+    given = options.get("nullstr", list(CSV_MISSING))
+    return [str(m) for m in given] if isinstance(given, list) else [str(given)]
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "[" + ", ".join(repr(item) for item in items) + "]"

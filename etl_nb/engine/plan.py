@@ -5,8 +5,10 @@
   outside this run, a check, a Python transform, ``main.name`` (a CTE cannot
   be named so), an incremental extract (its new mark is read from the rows),
   or ``materialize="all"`` (a notebook cell previews every step).
-- ``view``: a SQL step nobody in the run reads; still bound as a view so that
-  its SQL errors show.
+  A SQL step nobody in the run reads (a terminal transform, an extract no
+  step uses) is a table too: it is executed, not just bound, so a run is a
+  success only if every step's SQL ran, and its rows are counted and there
+  for ``p.table()`` (see docs/engine.md).
 - ``fused``: a SQL step with one reader, kept as text and inlined into that
   reader as a CTE, so DuckDB plans the chain as one query.
 - ``stream``: an extract whose source hands Arrow batches (rather than a
@@ -29,14 +31,14 @@ from etl_nb.engine.dag import Dag
 from etl_nb.spec import CheckStep, ExtractStep, LoadStep, Step, TransformStep
 
 Materialize = Literal["auto", "all"]
-Storage = Literal["table", "view", "fused", "stream"]
+Storage = Literal["table", "fused", "stream"]
 
 
 @dataclass(frozen=True)
 class Plan:
     """The storage of every extract and transform of one run."""
 
-    sql: dict[str, Storage]  # when the step's rows come as a SELECT: table, view or fused
+    sql: dict[str, Storage]  # when the step's rows come as a SELECT: table or fused
     batches: dict[str, Storage]  # when an extract's rows come as Arrow batches: table or stream
 
     def storage(self, name: str, *, batches: bool = False) -> Storage:
@@ -70,7 +72,8 @@ def plan_run(
             continue
         as_table = decide.needs_table(node) or (isinstance(step, ExtractStep) and bool(step.incremental))
         read = bool(dag.downstream(node))
-        sql[node] = "table" if as_table else "fused" if read else "view"
+        # Nobody reads it: run it all the same (its SQL may fail only when it runs).
+        sql[node] = "table" if as_table or not read else "fused"
         if isinstance(step, ExtractStep):
             streams = not as_table and decide.read_once_downstream(node)
             batches[node] = "stream" if streams else "table"

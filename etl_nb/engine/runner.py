@@ -1,7 +1,7 @@
 """Running a pipeline's steps in one DuckDB session.
 
 The runner walks the DAG in order and keeps each step's output the way
-``engine/plan.py`` decides (a table, a view, SQL fused into its one reader,
+``engine/plan.py`` decides (a table, SQL fused into its one reader,
 or a one-pass stream) in the ``engine/session.py`` session. Loads are
 staged as they come and committed together only when every step has
 succeeded, so a failed run leaves every target exactly as it was.
@@ -9,10 +9,12 @@ succeeded, so a failed run leaves every target exactly as it was.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any, Protocol, TypeVar
 
 import duckdb
@@ -33,8 +35,8 @@ from etl_nb.engine.drift import compare
 from etl_nb.engine.plan import Materialize, plan_run
 from etl_nb.engine.python_step import run_python
 from etl_nb.engine.session import Session
-from etl_nb.engine.sqltext import quote
-from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError, scrub_chain
+from etl_nb.engine.sqltext import csv_value_error, quote
+from etl_nb.errors import ConnectorError, EtlError, MissingParameter, PipelineError, SpecError, scrub_chain
 from etl_nb.results import RunStatus, StepResult, run_status
 from etl_nb.retry import RetryPolicy
 from etl_nb.spec import (
@@ -112,6 +114,7 @@ class Runner:
         self.log = get_logger(pipeline=spec.name, run_id=self.run_id)
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
         self._schemas: Mapping[str, tuple[str, Mapping[str, str]]] = {}
+        self._results: dict[str, StepResult] = {}  # this run's outcomes so far, by node
 
     def _typed(self, spec: PipelineSpec) -> PipelineSpec:
         """``spec`` with each ``auto`` connection typed (where its ``${VAR}`` is set), so that a
@@ -146,11 +149,13 @@ class Runner:
             self.dag, wanted, materialize=materialize, scans_rows_once=self._scans_rows_once
         )
         order = [n for n in self.dag.order() if n in wanted]
+        self._results = {}
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
         staged: list[tuple[StepResult, PendingWrite]] = []
         try:
             self._bind_params(order, params)
+            self._check_target_names(order)
             for index, node in enumerate(order):
                 step = self.dag.nodes[node]
                 if outcome.error is not None:
@@ -160,6 +165,7 @@ class Runner:
                     self.listener.step_started(node, index, len(order))
                 before = len(pending)
                 result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
+                self._results[node] = result
                 if len(pending) > before:
                     staged.append((result, pending[-1]))
                 outcome.steps.append(result)
@@ -327,6 +333,9 @@ class Runner:
             try:
                 self.session.put(step.name, select, table=storage == "table")
             except duckdb.Error as exc:
+                csv = self._csv_error(str(exc), step.name)
+                if csv is not None:
+                    raise csv from None
                 raise ConnectorError(
                     f"Cannot read '{step.name}' from connection '{step.source}': {exc}", step=step.name
                 ) from None
@@ -380,14 +389,15 @@ class Runner:
             reads = self._reads(step.name)
             storage = self._plan.storage(step.name)
             if storage == "fused":
-                self.session.fuse(step.name, bindable_sql(step.sql), reads)
+                self.session.fuse(step.name, bindable_sql(step.sql), reads, counted=True)
                 return None
-            # A step nobody reads is still bound as a view, so its SQL errors show.
+            # Stored, also when nobody reads it: a run succeeds only if every step's SQL ran.
             try:
-                self.session.put(step.name, bindable_sql(step.sql), table=storage == "table", reads=reads)
+                self.session.put(step.name, bindable_sql(step.sql), table=True, reads=reads)
             except duckdb.Error as exc:
                 raise self._sql_error(step.name, exc) from None
-            return self.session.count(step.name) if storage == "table" else None
+            self._count_read_steps(reads)
+            return self.session.count(step.name)
         inputs = [a for a, b in self.dag.edges if b == step.name]
         frames = {name: self.session.relation(name).pl() for name in inputs}
         self.session.put_arrow(step.name, run_python(step, frames, params))
@@ -415,6 +425,7 @@ class Runner:
             table_sql=self.session.source(step.step),
             run_id=self.run_id,
         )
+        self._check_column_names(step, connector.kind, request)
         streams = self.session.streams_read_by(step.step)
         try:
             if streams:  # a stream cannot be replayed: one try, and the source's own error
@@ -422,22 +433,117 @@ class Runner:
             else:
                 write = self.retry.call(lambda: do(connector, request), self._log_retry(step_id(step)))
         except (ConnectorError, duckdb.Error) as exc:
+            csv = self._csv_error(str(exc), step.step)
+            if csv is not None:  # a value of a CSV file the load reads: the extract's mistake
+                raise csv from None
             failure = next((s.failure for s in streams if s.failure is not None), None)
             if isinstance(failure, EtlError) or (streams and isinstance(exc, ConnectorError)):
                 # Final: the stream is spent, so nothing here is retried.
                 error = failure if isinstance(failure, EtlError) else exc
                 assert isinstance(error, EtlError)
                 message = str(error).removesuffix(" It will be retried.")
-                raise ConnectorError(message, step=error.step) from None
+                blamed = error.step if error is failure else step_id(step)
+                raise ConnectorError(message, step=blamed) from None
             if not isinstance(exc, ConnectorError):
                 raise
             found = self.session.culprit([step.step]) if not exc.transient else None
             if found is None:
+                # The sink's own failure (its connection refused, say): the load's, not its input's.
+                exc.step = step_id(step)
                 raise
             culprit, error = found
             verb = self.dag.nodes[culprit].verb
             raise PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit) from None
+        # A write knows its rows; a dry-run's counts say what it would send.
+        sent = _rows_sent(write) if isinstance(write, Mapping) else getattr(write, "rows", None)
+        self._count_read_steps([step.step], direct_rows=sent)
         return write
+
+    def _count_read_steps(self, reads: list[str], *, direct_rows: int | None = None) -> None:
+        """Give rows to the steps that the statement just run read without storing them.
+
+        A fused or streamed step runs inside the statement that reads it, so its
+        rows are counted there: a stream counts the batches it hands over; a fused
+        transform (a MATERIALIZED CTE) and a file scan take their rows from DuckDB's
+        profile of the statement; a step a load reads directly has the rows the load
+        wrote (``direct_rows``) if the profile did not give them. Nothing is read again.
+        """
+        scans, counted = self.session.last_profile()
+        for name in self.session.fused_upstream(reads):
+            result = self._results.get(name)
+            if result is None or result.rows is not None or result.status not in ("success", "warned"):
+                continue
+            stream = next((s for s in self.session.streams_read_by(name) if s.name == name), None)
+            if stream is not None:
+                result.rows = stream.rows if stream.consumed else None
+            elif name in counted:
+                result.rows = counted[name]
+            elif name in reads and direct_rows is not None:
+                result.rows = direct_rows
+            elif isinstance(self.dag.nodes[name], ExtractStep):
+                result.rows = self._scanned_rows(name, scans)
+
+    def _scanned_rows(self, name: str, scans: list[dict[str, Any]]) -> int | None:
+        """The rows fused extract ``name`` read, from the profile's scan of its files."""
+        select = self.session.fused_sql(name) or ""
+        for scan in scans:
+            info = scan.get("extra_info") or {}
+            files = str(info.get("Filename(s)", "")).split(", ")[0]
+            if not files or files not in select:
+                continue
+            if not info.get("Filters") and not info.get("Dynamic Filters"):
+                return int(scan.get("intermediate_rows") or 0)
+            if info.get("Function") == "READ_PARQUET":  # filters pushed into the scan: count
+                # from the files' metadata instead, which DuckDB answers without reading rows
+                cursor = self.session.con.cursor()
+                try:
+                    return int(cursor.execute(f"SELECT count(*) FROM ({select})").fetchall()[0][0])
+                finally:
+                    cursor.close()
+            return None
+        return None
+
+    def _name_limit(self, load: LoadStep) -> tuple[str, int] | None:
+        """The database and its longest name in bytes, for a load into one that cuts longer names."""
+        connection = self.spec.connections.get(load.to)
+        if connection is None:
+            return None
+        limit = NAME_BYTES.get(connection.type)
+        return (_DATABASE_NAMES[connection.type], limit) if limit is not None else None
+
+    def _check_target_names(self, order: list[str]) -> None:
+        """Refuse, before any step runs, a table name the target database would silently cut."""
+        for node in order:
+            load = self.dag.nodes[node]
+            if not isinstance(load, LoadStep) or load.table is None:
+                continue
+            found = self._name_limit(load)
+            if found is None:
+                continue
+            database, limit = found
+            for part in _name_parts(load.table):
+                if len(part.encode()) > limit:
+                    raise SpecError(
+                        f"Load '{load.step}': the name '{part}' in --table {load.table} is "
+                        f"{len(part.encode())} bytes long, and {database} keeps only the first "
+                        f"{limit} (it would cut the name, and later loads would not find the table). "
+                        "Use a shorter --table.",
+                        step=node,
+                    )
+
+    def _check_column_names(self, load: LoadStep, kind: str, request: WriteRequest) -> None:
+        """Refuse a column the target database would silently cut, before anything is written."""
+        limit = NAME_BYTES.get(kind)
+        if limit is None:
+            return
+        for column in request.relation.columns:
+            if len(column.encode()) > limit:
+                raise SpecError(
+                    f"Load '{load.step}': column '{column}' is {len(column.encode())} bytes long, and "
+                    f"{_DATABASE_NAMES[kind]} keeps only the first {limit}. Rename it in step "
+                    f"'{load.step}' (SELECT ... AS shorter_name).",
+                    step=step_id(load),
+                )
 
     def _note_warnings(self, step: ExtractStep, result: StepResult) -> None:
         connector = self.session.connector(self.spec.connections[step.source], self.context)
@@ -475,8 +581,11 @@ class Runner:
         tables = self.spec.tables()
         return [n for n in self.dag.upstream(name) if n in tables]
 
-    def _sql_error(self, name: str, exc: duckdb.Error) -> PipelineError:
+    def _sql_error(self, name: str, exc: duckdb.Error) -> EtlError:
         """A SQL error, blamed on the fused step it really comes from when there is one."""
+        csv = self._csv_error(str(exc), name)
+        if csv is not None:
+            return csv
         found = self.session.culprit(self._reads(name))
         if found is not None:
             culprit, error = found
@@ -484,12 +593,67 @@ class Runner:
             return PipelineError(f"SQL error in {verb} '{culprit}': {error}", step=culprit)
         return PipelineError(f"SQL error in transform '{name}': {exc}", step=name)
 
+    def _csv_error(self, message: str, node: str) -> ConnectorError | None:
+        """A CSV value that does not convert, blamed on the extract that reads its file.
+
+        DuckDB reports it in whichever statement first reads the rows (a load,
+        a transform), in twenty lines; the user's mistake is in the extract.
+        """
+        problem = csv_value_error(message)
+        if problem is None:
+            return None
+        paths = {
+            n: step.path
+            for n in sorted({node, *self.dag.ancestors([node])})
+            if isinstance(step := self.dag.nodes.get(n), ExtractStep) and step.path is not None
+        }
+        file = PurePath(problem.file)
+        matching = [
+            n
+            for n, path in paths.items()
+            if file.match(path) or fnmatch.fnmatch(file.name, PurePath(path).name)
+        ]
+        chosen = (matching or list(paths) or [node])[0]
+        try:
+            shown = Path(problem.file).resolve().relative_to(self.context.base_dir.resolve()).as_posix()
+        except ValueError:
+            shown = problem.file
+        value = f"'{problem.value}'" if problem.value is not None else "a value"
+        kind = f"of type {problem.type}" if problem.type else "of the column's type"
+        return ConnectorError(
+            f"Extract '{chosen}' cannot read '{shown}' line {problem.line:,}, column '{problem.column}': "
+            f"{value} is not {kind} (the type DuckDB guessed from the first 20,480 rows). If it means "
+            f"missing, add it to the markers: options: {{nullstr: ['NA', '', ...]}}; else set the "
+            f"column's type: options: {{types: {{{problem.column}: VARCHAR}}}}.",
+            step=chosen,
+        )
+
     def _log_retry(self, step: str) -> Callable[[BaseException, int], None]:
         def log(error: BaseException, attempt: int) -> None:
             self._attempts[step] = attempt + 1
             self.log.warning("retrying after a transient error", step=step, attempt=attempt, error=str(error))
 
         return log
+
+
+# Databases that silently cut longer identifiers (in bytes), by connector kind; a name they
+# cut creates a table that later loads never find again.
+NAME_BYTES = {"postgres": 63}
+_DATABASE_NAMES = {"postgres": "PostgreSQL"}
+
+
+def _name_parts(table: str) -> list[str]:
+    """The parts of ``schema.table`` (a part in double quotes may hold dots)."""
+    parts, current, quoted = [], "", False
+    for char in table:
+        if char == '"':
+            quoted = not quoted
+        elif char == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
 
 
 def _blame_fused_step(outcome: RunOutcome, result: StepResult, error: EtlError) -> None:

@@ -8,6 +8,7 @@ The session also holds the open connectors, one per connection.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -41,10 +42,18 @@ class Session:
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(database, config=config)
+        # Every statement keeps its query profile, the rows each operator produced: how steps
+        # that DuckDB runs inside a later statement (fused, scanned) get their rows counted.
+        self.con.execute("PRAGMA enable_profiling = 'no_output'")
+        self.con.execute("SET profiling_coverage = 'ALL'")
+        # A counted step is a MATERIALIZED CTE (streamed to its one reader, not stored); with
+        # its reader's filters kept out of it, the CTE's rows in the profile are the step's rows.
+        self.con.execute("SET disabled_optimizers = 'cte_filter_pusher'")
         self.objects: dict[str, Literal["table", "view", "fused"]] = {}
         # Steps kept as SQL text and inlined (as CTEs) into whatever reads them,
         # so DuckDB plans a batch run as one query and binds each source once.
         self._fused: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._counted: set[str] = set()  # fused steps inlined as MATERIALIZED CTEs, to count their rows
         self._streams: dict[str, OneScan] = {}  # extracts read straight from their source, once
         self._connectors: dict[str, tuple[ConnectionSpec, Connector]] = {}
 
@@ -114,10 +123,18 @@ class Session:
         self.fuse(name, f"SELECT * FROM {quote(registered)}")
         self._streams[name] = scan
 
-    def fuse(self, name: str, select: str, reads: Iterable[str] = ()) -> None:
-        """Keep ``name`` as SQL text only; readers inline it (see ``inline``)."""
+    def fuse(self, name: str, select: str, reads: Iterable[str] = (), *, counted: bool = False) -> None:
+        """Keep ``name`` as SQL text only; readers inline it (see ``inline``).
+
+        ``counted``: inline it as a MATERIALIZED CTE, whose rows the reader's query
+        profile gives (``last_profile``). DuckDB streams such a CTE to its one reader
+        without storing it, but the reader's filters no longer reach into it, so an
+        extract (whose scan the profile counts anyway) is not counted this way.
+        """
         self.drop(name)
         self._fused[name] = (sql_body(select), tuple(reads))
+        if counted:
+            self._counted.add(name)
         self.objects[name] = "fused"
 
     def inline(self, select: str, reads: Iterable[str]) -> str:
@@ -144,7 +161,10 @@ class Session:
             visit(name)
         if not order:
             return f"\n{body}\n", 2
-        ctes = ", ".join(f"{quote(n)} AS (\n{self._fused[n][0]}\n)" for n in order)
+        ctes = ", ".join(
+            f"{quote(n)} AS {'MATERIALIZED ' if n in self._counted else ''}(\n{self._fused[n][0]}\n)"
+            for n in order
+        )
         head = f"WITH {ctes}\nSELECT * FROM (\n"
         return f"{head}{body}\n)", head.count("\n") + 1
 
@@ -159,8 +179,46 @@ class Session:
             return f"({self.inline(select, reads)}) AS {quote(name)}"
         return quote(name)
 
+    def fused_sql(self, name: str) -> str | None:
+        """The SQL text of fused step ``name`` (None if it is not fused)."""
+        fused = self._fused.get(name)
+        return fused[0] if fused else None
+
+    def fused_upstream(self, reads: Iterable[str]) -> list[str]:
+        """The fused steps among ``reads`` and, through them, their inputs (inputs first)."""
+        return self._fused_closure(reads)
+
+    def last_profile(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The table scans of the last statement run on the session, and its counted steps' rows.
+
+        A scan is DuckDB's operator record: ``extra_info`` (``Function``,
+        ``Filename(s)``, pushed-down ``Filters``) and ``intermediate_rows``. The
+        rows are those of each counted fused step (``fuse(counted=True)``) the
+        statement read, by name.
+        """
+        try:
+            profile = json.loads(self.con.get_profiling_information(format="json"))
+        except (duckdb.Error, ValueError):
+            return [], {}
+        scans: list[dict[str, Any]] = []
+        counted: dict[str, int] = {}
+        stack = list(profile.get("operator", []))
+        while stack:
+            node = stack.pop()
+            children = node.get("children", [])
+            if node.get("type") == "TABLE_SCAN":
+                scans.append(node)
+            name = (node.get("extra_info") or {}).get("CTE Name")
+            if node.get("type") == "CTE" and name in self._counted and children:
+                counted[name] = int(children[0].get("intermediate_rows") or 0)  # the CTE's own query
+            stack.extend(children)
+        return scans, counted
+
     def culprit(self, reads: Iterable[str]) -> tuple[str, duckdb.Error] | None:
         """The first fused step among ``reads`` (and their inputs) whose SQL does not bind.
+
+        Only a parser, binder or catalog error is the step's: anything else is not a
+        mistake in its SQL, and finds no culprit.
 
         The error's ``LINE n`` is a line of that step's own SQL, not of the query around it.
         """
@@ -169,8 +227,12 @@ class Session:
             text, first = self._wrap(select, upstream)
             try:
                 self.con.execute(f"DESCRIBE SELECT * FROM ({text}) AS {quote(name)}").fetchall()
-            except duckdb.Error as exc:
+            except (duckdb.BinderException, duckdb.ParserException, duckdb.CatalogException) as exc:
                 return name, in_user_lines(exc, first, select)
+            except duckdb.Error:
+                # Not the step's SQL (the session is busy with a reader a failed load left
+                # open, say): the statement that failed reports its own error.
+                return None
         return None
 
     def _fused_closure(self, reads: Iterable[str]) -> list[str]:
@@ -191,6 +253,7 @@ class Session:
             scan.release()
         if kind == "fused":
             del self._fused[name]
+            self._counted.discard(name)
         elif kind is not None:
             self.con.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
 
@@ -246,6 +309,7 @@ class OneScan:
         self.schema = reader.schema
         self._reader: pa.RecordBatchReader | None = reader
         self._failure: BaseException | None = None
+        self.rows = 0  # rows handed over so far: the extract's row count once its reader is done
 
     @property
     def failure(self) -> BaseException | None:
@@ -281,7 +345,9 @@ class OneScan:
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                for batch in reader:
+                    self.rows += batch.num_rows
+                    yield batch
             except BaseException as exc:
                 self._failure = exc
                 raise

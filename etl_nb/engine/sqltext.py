@@ -86,3 +86,40 @@ def in_user_lines(exc: duckdb.Error, first: int, select: str) -> duckdb.Error:
     if not 1 <= line <= select.count("\n") + 1:
         return type(exc)(position.head)
     return type(exc)(position.moved(line))
+
+
+@dataclass(frozen=True)
+class CsvValueError:
+    """A CSV value that DuckDB's reader could not convert to the column's type.
+
+    ``line`` is the file's line (the header is line 1); ``value`` and ``type``
+    are absent when DuckDB's message does not give them.
+    """
+
+    file: str
+    line: int
+    column: str
+    value: str | None
+    type: str | None
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_COLUMN = re.compile(
+    r'Error when converting column "(?P<column>(?:[^"]|"")+)"\.(?: Could not convert string '
+    r'"(?P<value>.*?)" to \'(?P<type>[^\']+)\')?'
+)
+_CSV_FILE = re.compile(r"^\s*file = (.+?)\s*$", re.MULTILINE)
+
+
+def csv_value_error(message: str) -> CsvValueError | None:
+    """The file, line and column of a CSV conversion error in a DuckDB message, or None."""
+    line, column, file = _CSV_LINE.search(message), _CSV_COLUMN.search(message), _CSV_FILE.search(message)
+    if line is None or column is None or file is None:
+        return None
+    return CsvValueError(
+        file=file.group(1),
+        line=int(line.group(1)),
+        column=column.group("column"),
+        value=column.group("value"),
+        type=column.group("type"),
+    )

@@ -173,12 +173,14 @@ def test_the_default_store_lives_under_etl_nb_home(
     assert RunStore().get_run(result.run_id) is not None
 
 
-def test_without_etl_nb_home_the_store_is_in_the_current_folder(
+def test_without_etl_nb_home_the_store_is_in_the_project_of_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ETL_NB_STORE_URL")
     monkeypatch.delenv("ETL_NB_HOME")
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".etl_nb").mkdir()
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
     assert default_store_url() == f"sqlite:///{(tmp_path / '.etl_nb' / 'etl_nb.db').resolve()}"
 
 

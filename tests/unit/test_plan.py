@@ -37,9 +37,9 @@ def test_a_transform_with_one_sql_reader_is_fused_into_it() -> None:
     assert plan.storage("paid") == "fused"
 
 
-def test_a_step_nobody_reads_is_a_view_so_its_sql_errors_still_show() -> None:
+def test_a_step_nobody_reads_is_executed_as_a_table_so_a_run_fails_if_its_sql_does() -> None:
     plan = _plan(ORDERS, ("transform total", "SELECT count(*) AS n FROM orders"))
-    assert plan.storage("total") == "view"
+    assert plan.storage("total") == "table"
 
 
 def test_a_step_read_by_two_steps_is_a_table() -> None:
@@ -49,7 +49,7 @@ def test_a_step_read_by_two_steps_is_a_table() -> None:
         ("transform b", "SELECT * FROM orders"),
     )
     assert plan.storage("orders") == "table"
-    assert plan.storage("a") == "view"
+    assert plan.storage("a") == "table"
 
 
 def test_a_checked_step_is_a_table() -> None:
@@ -128,4 +128,4 @@ def test_batches_stream_into_a_transform_stored_as_a_table() -> None:
 def test_batches_nobody_reads_are_stored() -> None:
     plan = _plan(DB_ORDERS)
     assert plan.storage("orders", batches=True) == "table"
-    assert plan.storage("orders") == "view"
+    assert plan.storage("orders") == "table"

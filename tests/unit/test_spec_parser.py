@@ -266,10 +266,10 @@ def test_load_to_a_table_with_merge_and_a_compound_key() -> None:
     assert spec.target == "analytics.revenue"
 
 
-def test_load_defaults_to_append() -> None:
+def test_load_defaults_to_replace_so_reruns_never_duplicate() -> None:
     spec = parse_cell("load revenue --to lake --path out/revenue.parquet")
     assert isinstance(spec, LoadStep)
-    assert (spec.mode, spec.path, spec.key) == ("append", "out/revenue.parquet", [])
+    assert (spec.mode, spec.path, spec.key) == ("replace", "out/revenue.parquet", [])
 
 
 @pytest.mark.parametrize("mode", ["append", "replace", "merge"])

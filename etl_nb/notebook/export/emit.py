@@ -33,6 +33,7 @@ from etl_nb.notebook.export.layout import (
 )
 from etl_nb.notebook.export.rewrite import as_function
 from etl_nb.spec import (
+    DEFAULT_LOAD_MODE,
     CheckStep,
     Command,
     ConnectionSpec,
@@ -270,7 +271,7 @@ def _load(em: Emitter, found: Found) -> list[str]:
     text = em.text(found)
     args: list[Arg] = [text(statement.step), ("to", text(statement.to))]
     args.append(("table", text(statement.table)) if statement.table else ("path", text(statement.path)))
-    if statement.mode != "append":
+    if statement.mode != DEFAULT_LOAD_MODE:
         args.append(("mode", text(statement.mode)))
     if statement.key:
         keys = statement.key

@@ -1,0 +1,51 @@
+"""The project folder: where a pipeline's ``.etl_nb/`` (run store, executed notebooks, cache) lives.
+
+``ETL_NB_HOME`` if set; else the nearest folder at or above the notebook's (or
+script's) folder that has ``.etl_nb/``; else that folder itself. So a notebook,
+its exported script and ``etl-nb`` run from anywhere record into one history.
+
+This module imports nothing else from etl_nb, so every layer can ask it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "ETL_NB_HOME"
+PROJECT_DIR = ".etl_nb"
+
+
+def project_home(start: str | os.PathLike[str] | None = None) -> Path:
+    """The project folder of a notebook or script in folder ``start`` (default: the current one)."""
+    given = os.environ.get(HOME_ENV)
+    if given:
+        return Path(given).expanduser().resolve()
+    folder = Path(start if start is not None else Path.cwd()).expanduser().resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / PROJECT_DIR).is_dir():
+            return candidate
+    return folder
+
+
+def papermill_notebook() -> Path | None:
+    """The notebook a plain ``papermill IN OUT`` command runs, when this is its kernel.
+
+    papermill tells its kernel nothing about the notebook (no environment
+    variable, no path in the messages), but the kernel is a child of the
+    ``papermill`` process, whose command line names it. Linux only (``/proc``);
+    None anywhere else, or when the parent is not the papermill command.
+    """
+    parent = Path("/proc") / str(os.getppid())
+    try:
+        words = [w.decode(errors="replace") for w in (parent / "cmdline").read_bytes().split(b"\0") if w]
+        cwd = Path(os.readlink(parent / "cwd"))
+    except OSError:
+        return None
+    starts = [i for i, w in enumerate(words) if Path(w).name == "papermill"]
+    if not starts:
+        return None
+    for word in words[starts[0] + 1 :]:
+        if not word.startswith("-") and word.endswith(".ipynb"):
+            return (cwd / word).resolve()  # the first notebook named is the input, the second the output
+    return None
