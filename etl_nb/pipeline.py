@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from etl_nb.connectors import ConnectorContext
+from etl_nb.engine.cache import OutputCache, RunCache, cache_path, check_resumable
 from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
@@ -107,7 +108,7 @@ class Pipeline:
             ConnectionSpec(name=name, type=type or infer_connection_type(url), url=url, options=options)
         )
 
-    def extract(
+    def extract(  # noqa: PLR0913 - its keywords mirror the grammar's options (DESIGN.md section 3)
         self,
         name: str,
         source: str,
@@ -120,6 +121,7 @@ class Pipeline:
         records: str | None = None,
         paginate: Mapping[str, Any] | None = None,
         incremental: str | None = None,
+        cache_ttl: str | None = None,
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         return self.add(
@@ -135,6 +137,7 @@ class Pipeline:
                 records=records,
                 paginate=dict(paginate) if paginate else None,
                 incremental=incremental,
+                cache_ttl=cache_ttl,
             )
         )
 
@@ -193,7 +196,7 @@ class Pipeline:
         """The pipeline's graph, with every dependency inferred and checked."""
         return build_dag(self.spec)
 
-    def run(
+    def run(  # noqa: PLR0913 - the run's options, all keyword-only (DESIGN.md section 3)
         self,
         params: Mapping[str, Any] | None = None,
         *,
@@ -205,6 +208,8 @@ class Pipeline:
         notebook: str | None = None,
         trigger: str = "manual",
         run_id: str | None = None,
+        cache: bool = False,
+        resume: str | None = None,
     ) -> RunResult:
         """Run the pipeline (or part of it) and record the run in the store.
 
@@ -213,9 +218,15 @@ class Pipeline:
         runs a step and everything after it; ``steps`` runs exactly these step
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
+        ``cache=True`` reuses the output of every step whose fingerprint is
+        unchanged; ``resume=RUN_ID`` takes the steps that succeeded in that failed
+        run from the outputs it kept (``docs/cache.md``); each step's
+        ``detail`` then says what was decided and why.
         """
         values = {**self.spec.parameters, **(params or {})}
         store = self.store
+        if resume is not None:  # a bad id is refused before anything is recorded
+            resume = check_resumable(store, self.name, resume)
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
         recorder = RunRecorder.start(
             store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
@@ -233,6 +244,18 @@ class Pipeline:
                 for s in self.spec.steps
                 if isinstance(s, ExtractStep) and s.incremental
             }
+            step_cache = RunCache(
+                self.spec,
+                dag,
+                self.session,
+                self._context(),
+                store,
+                OutputCache(cache_path(self.base_dir)),
+                recorder.run_id,
+                use_cache=cache,
+                resume=resume,
+            )
+            step_cache.prepare([n for n in dag.order() if n in set(nodes)], values, watermarks)
             runner = Runner(
                 self.spec,
                 dag,
@@ -241,9 +264,11 @@ class Pipeline:
                 retry=self.retry,
                 listener=listener,
                 run_id=recorder.run_id,
+                cache=step_cache,
             )
             outcome = runner.run(nodes, values, materialize=materialize, watermarks=watermarks)
             steps_done, error = outcome.steps, outcome.error
+            step_cache.finish(steps_done, failed=error is not None)
             if error is None:
                 # A mark moves only when every step downstream of its extract ran too:
                 # rows an unrun load never wrote would otherwise be skipped for good.

@@ -26,6 +26,7 @@ from etl_nb.connectors import (
     WriteRequest,
     connector_class,
 )
+from etl_nb.engine.cache import RunCache
 from etl_nb.engine.checks import raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
 from etl_nb.engine.plan import Materialize, plan_run
@@ -84,8 +85,10 @@ class Runner:
         retry: RetryPolicy | None = None,
         listener: RunListener | None = None,
         run_id: str | None = None,
+        cache: RunCache | None = None,
     ) -> None:
         self.dag = dag
+        self.cache = cache  # decides which steps are reused instead of run (engine/cache.py)
         self.session = session
         self.context = context
         self.spec = self._typed(spec)
@@ -120,7 +123,11 @@ class Runner:
         """Run ``nodes`` (in DAG order) with ``params``; commit loads only if all succeed."""
         wanted = set(nodes)
         self._plan = plan_run(
-            self.dag, wanted, materialize=materialize, scans_rows_once=self._scans_rows_once
+            self.dag,
+            wanted,
+            materialize=materialize,
+            scans_rows_once=self._scans_rows_once,
+            keep=self.cache.tables() if self.cache else (),
         )
         order = [n for n in self.dag.order() if n in wanted]
         outcome = RunOutcome(steps=[])
@@ -136,7 +143,9 @@ class Runner:
                 if self.listener:
                     self.listener.step_started(node, index, len(order))
                 before = len(pending)
-                result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
+                result = self.cache.reuse(node) if self.cache else None
+                if result is None:
+                    result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
                 if len(pending) > before:
                     staged.append((result, pending[-1]))
                 outcome.steps.append(result)

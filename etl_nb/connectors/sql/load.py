@@ -145,6 +145,15 @@ class SqlLoader(SqlConnection):
             staged.plan = self.dialect.commit_plan(shape)
         return staged
 
+    def target_state(self, load: LoadStep) -> dict[str, Any] | None:
+        """Whether the target table exists, and its row count."""
+        schema, table = self.target(load)
+        with self.connect("the load's target", load.step) as conn:
+            if not sa.inspect(conn).has_table(table, schema=schema):
+                return {"exists": False}
+            rows = conn.execute(sa.text(f"SELECT count(*) FROM {self.qualified(schema, table)}")).scalar()
+        return {"exists": True, "rows": int(rows or 0)}
+
     def plan(self, request: WriteRequest) -> list[ColumnPlan]:
         """How each of the step's columns travels into this database."""
         keys = set(request.load.key)

@@ -1,0 +1,709 @@
+"""The cache: reuse a step's output while its fingerprint holds, resume a failed run, and say why.
+
+``RunCache`` is the cache's part in one run. Before the first step it
+fingerprints every step (``engine/fingerprint.py``) and decides, in DAG
+order, whether the step runs or is reused:
+
+- an extract or transform is reused when the cache holds an output under its
+  fingerprint, nothing upstream reran, and (a database or API extract) its
+  ``cache_ttl`` has not run out. A database or API extract without
+  ``cache_ttl`` is never reused: the rows may have changed.
+- a check is reused with its last result when its fingerprint is unchanged.
+- a load is never taken from the cache: it is skipped only when its
+  fingerprint (its input's included) is the one of the last load and its
+  target is as that load left it (``Connector.target_state``: a file's size
+  and mtime, a table's row count).
+
+With ``resume=R`` the steps that succeeded in run ``R`` come first from the
+outputs ``R`` kept. A recorded run keeps the outputs of its database and API
+extracts when it fails (they are the expensive ones to repeat), pinned to
+that run until a later run of the pipeline succeeds or fails in its turn.
+
+Outputs live in one DuckDB file, ``.etl_nb/cache/outputs.duckdb``, one table
+per output (DuckDB to DuckDB, so types stay exact), with an index table. The
+file is attached to the run's session only while outputs are read or
+written, so two processes share it; its size is capped (``ETL_NB_CACHE_MAX``,
+default 2 GB) by evicting the least recently used outputs, pinned ones last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from etl_nb._logging import get_logger
+from etl_nb._secrets import resolve
+from etl_nb.connectors import ConnectorContext
+from etl_nb.engine.dag import Dag
+from etl_nb.engine.fingerprint import Fingerprint, difference, step_fingerprint
+from etl_nb.engine.session import Session
+from etl_nb.engine.sqltext import quote
+from etl_nb.errors import EtlError
+from etl_nb.results import StepResult, StepStatus
+from etl_nb.spec import (
+    AUTO_CONNECTION_TYPE,
+    CheckStep,
+    ConnectionSpec,
+    ExtractStep,
+    LoadStep,
+    PipelineSpec,
+    Step,
+    TransformStep,
+    duration_seconds,
+)
+from etl_nb.store.fingerprints import FingerprintStore, StepFingerprintRecord
+from etl_nb.store.runs import RunStore
+
+CACHE_MAX_ENV = "ETL_NB_CACHE_MAX"
+DEFAULT_CACHE_MAX = 2 * 1024**3
+CACHE_FILE = "outputs.duckdb"
+_ALIAS = "etl_nb_cache"
+_ENTRIES = "etl_cache_entries"
+_GOOD = ("success", "warned")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+log = get_logger()
+
+
+# --- where, and how big -------------------------------------------------------------------
+
+
+def project_folder(base_dir: Path | None = None) -> Path:
+    """The project folder (DESIGN.md section 3) of a notebook or script in ``base_dir``.
+
+    ``ETL_NB_HOME``, else the nearest folder at or above ``base_dir`` that has
+    ``.etl_nb/``, else ``base_dir``.
+    """
+    home = os.environ.get("ETL_NB_HOME")
+    if home:
+        return Path(home).resolve()
+    start = (base_dir or Path.cwd()).resolve()
+    for folder in [start, *start.parents]:
+        if (folder / ".etl_nb").is_dir():
+            return folder
+    return start
+
+
+def cache_path(base_dir: Path | None = None) -> Path:
+    """The cache file of the project that ``base_dir`` belongs to."""
+    return project_folder(base_dir) / ".etl_nb" / "cache" / CACHE_FILE
+
+
+def cache_max_bytes() -> int:
+    """The cache's cap: ``ETL_NB_CACHE_MAX`` (``500MB``, ``2GB``, a number of bytes), default 2 GB."""
+    text = os.environ.get(CACHE_MAX_ENV, "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise EtlError(f"{CACHE_MAX_ENV}='{text}' is not a size: write it like 500MB or 2GB.")
+    unit = (match.group(2) or "").lower()[:1]
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+# --- the file of outputs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One kept output: a step's rows under one fingerprint."""
+
+    key: str
+    pipeline: str
+    step: str
+    digest: str
+    table: str
+    rows: int
+    bytes: int
+    run_id: str
+    created_at: dt.datetime
+    used_at: dt.datetime
+    pinned_by: str | None  # the failed run that keeps it for --resume
+    reusable: bool  # False: kept only for --resume (a database or API extract without cache_ttl)
+
+
+class CacheBusy(Exception):
+    """Another process holds the cache file longer than we wait."""
+
+
+class OutputCache:
+    """The DuckDB file holding kept outputs, attached to a session's connection only while in use."""
+
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        self.path = path
+        self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+
+    @contextmanager
+    def attached(self, con: duckdb.DuckDBPyConnection, *, wait: float = 10.0) -> Iterator[None]:
+        """The file attached to ``con`` as ``etl_nb_cache`` for the block.
+
+        Another process may hold it for a moment: wait up to ``wait`` seconds, then raise ``CacheBusy``.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                con.execute(f"ATTACH {_literal(str(self.path))} AS {_ALIAS}")
+                break
+            except duckdb.Error as exc:
+                if "lock" not in str(exc).lower() and "conflict" not in str(exc).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise CacheBusy(str(exc)) from None
+                time.sleep(0.1)
+        try:
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_ALIAS}.{_ENTRIES} (key VARCHAR PRIMARY KEY, "
+                "pipeline VARCHAR, step VARCHAR, digest VARCHAR, table_name VARCHAR, rows BIGINT, "
+                "bytes BIGINT, run_id VARCHAR, created_at TIMESTAMPTZ, used_at TIMESTAMPTZ, "
+                "pinned_by VARCHAR, reusable BOOLEAN)"
+            )
+            yield
+        finally:
+            con.execute(f"DETACH {_ALIAS}")
+
+    def find(
+        self, con: duckdb.DuckDBPyConnection, pipeline: str, step: str, digest: str
+    ) -> CacheEntry | None:
+        """The output kept for ``step`` under ``digest`` (the file attached)."""
+        rows = con.execute(
+            f"SELECT * FROM {_ALIAS}.{_ENTRIES} WHERE key = ?", [_key(pipeline, step, digest)]
+        ).fetchall()
+        return _entry(rows[0]) if rows else None
+
+    def restore(self, con: duckdb.DuckDBPyConnection, entry: CacheEntry) -> str:
+        """Mark ``entry`` used; the SELECT that reads its rows (the file attached)."""
+        con.execute(f"UPDATE {_ALIAS}.{_ENTRIES} SET used_at = ? WHERE key = ?", [_now(), entry.key])
+        return f"SELECT * FROM {_ALIAS}.{quote(entry.table)}"
+
+    def keep(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        pipeline: str,
+        step: str,
+        digest: str,
+        *,
+        run_id: str,
+        pinned_by: str | None,
+        reusable: bool,
+    ) -> None:
+        """Copy session table ``step`` into the file under ``digest`` (or re-pin the copy already there)."""
+        key = _key(pipeline, step, digest)
+        known = con.execute(f"SELECT key FROM {_ALIAS}.{_ENTRIES} WHERE key = ?", [key]).fetchall()
+        if known:
+            con.execute(
+                f"UPDATE {_ALIAS}.{_ENTRIES} SET used_at = ?, pinned_by = coalesce(?, pinned_by), "
+                "reusable = reusable OR ? WHERE key = ?",
+                [_now(), pinned_by, reusable, key],
+            )
+            return
+        table = "o_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        before = self._used_bytes(con)
+        con.execute(f"CREATE OR REPLACE TABLE {_ALIAS}.{quote(table)} AS SELECT * FROM main.{quote(step)}")
+        rows = int(con.execute(f"SELECT count(*) FROM {_ALIAS}.{quote(table)}").fetchall()[0][0])
+        size = max(self._used_bytes(con) - before, 0)
+        now = _now()
+        con.execute(
+            f"INSERT INTO {_ALIAS}.{_ENTRIES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, pipeline, step, digest, table, rows, size, run_id, now, now, pinned_by, reusable],
+        )
+
+    def release(self, con: duckdb.DuckDBPyConnection, pipeline: str, *, keep_run: str | None) -> None:
+        """Unpin the outputs earlier runs of ``pipeline`` kept for ``--resume`` (``keep_run``'s stay).
+
+        Outputs kept only for a resume are dropped; reusable ones stay as ordinary cache.
+        """
+        others = "pipeline = ? AND pinned_by IS NOT NULL AND pinned_by IS DISTINCT FROM ?"
+        for (table,) in con.execute(
+            f"SELECT table_name FROM {_ALIAS}.{_ENTRIES} WHERE {others} AND NOT reusable",
+            [pipeline, keep_run],
+        ).fetchall():
+            con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{quote(table)}")
+        con.execute(f"DELETE FROM {_ALIAS}.{_ENTRIES} WHERE {others} AND NOT reusable", [pipeline, keep_run])
+        con.execute(f"UPDATE {_ALIAS}.{_ENTRIES} SET pinned_by = NULL WHERE {others}", [pipeline, keep_run])
+
+    def evict(self, con: duckdb.DuckDBPyConnection) -> list[CacheEntry]:
+        """Drop least recently used outputs (pinned ones last) until the file is under the cap."""
+        dropped: list[CacheEntry] = []
+        while self._used_bytes(con) > self.max_bytes:
+            rows = con.execute(
+                f"SELECT * FROM {_ALIAS}.{_ENTRIES} ORDER BY pinned_by IS NOT NULL, used_at LIMIT 1"
+            ).fetchall()
+            if not rows:
+                break
+            entry = _entry(rows[0])
+            con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{quote(entry.table)}")
+            con.execute(f"DELETE FROM {_ALIAS}.{_ENTRIES} WHERE key = ?", [entry.key])
+            dropped.append(entry)
+        if dropped:
+            log.info("cache evicted outputs", count=len(dropped), cap=self.max_bytes)
+        return dropped
+
+    def _used_bytes(self, con: duckdb.DuckDBPyConnection) -> int:
+        con.execute(f"CHECKPOINT {_ALIAS}")
+        rows = con.execute(
+            "SELECT used_blocks * block_size FROM pragma_database_size() WHERE database_name = ?", [_ALIAS]
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    # --- for `etl-nb cache list|clear` -----------------------------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        """Every kept output, most recently used first."""
+        if not self.path.exists():
+            return []
+        con = duckdb.connect()
+        try:
+            with self.attached(con):
+                rows = con.execute(f"SELECT * FROM {_ALIAS}.{_ENTRIES} ORDER BY used_at DESC").fetchall()
+        finally:
+            con.close()
+        return [_entry(r) for r in rows]
+
+    def clear(self) -> int:
+        """Delete the cache file; the number of outputs it held."""
+        count = len(self.entries())
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            path.unlink(missing_ok=True)
+        return count
+
+
+def _key(pipeline: str, step: str, digest: str) -> str:
+    return f"{pipeline}/{step}/{digest}"
+
+
+def _entry(row: tuple[Any, ...]) -> CacheEntry:
+    key, pipeline, step, digest, table, rows, size, run_id, created, used, pinned, reusable = row
+    return CacheEntry(
+        key,
+        pipeline,
+        step,
+        digest,
+        table,
+        int(rows),
+        int(size),
+        run_id,
+        created,
+        used,
+        pinned,
+        bool(reusable),
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- one run's decisions --------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    """Whether a step runs, and why (``reason`` None: nothing to say, the cache is off)."""
+
+    action: str  # ran | reused | skipped
+    reason: str | None
+    entry: CacheEntry | None = None
+    record: StepFingerprintRecord | None = None  # the row a reused check or skipped load repeats
+
+    @property
+    def runs(self) -> bool:
+        """Whether the step is executed in this run."""
+        return self.action == "ran"
+
+
+def why(result: StepResult) -> str | None:
+    """The cache's word on a step (``reused (unchanged since run R)``, ``code changed``), if any."""
+    detail = result.detail or {}
+    reason = detail.get("reason")
+    decision = detail.get("decision")
+    if not reason:
+        return None
+    return reason if decision == "ran" else f"{decision} ({reason})"
+
+
+def check_resumable(store: RunStore, pipeline: str, run_id: str) -> str:
+    """The full id of the failed run of ``pipeline`` that ``run_id`` (or its prefix) names.
+
+    ``EtlError`` in one line if there is no such run, it is another pipeline's, or it did not fail.
+    """
+    record = store.get_run(run_id)
+    if record is None:
+        raise EtlError(f"No run '{run_id}' to resume (or the prefix matches several): see 'etl-nb runs'.")
+    if record.pipeline != pipeline:
+        raise EtlError(
+            f"Run {record.id} is a run of '{record.pipeline}', not of '{pipeline}': "
+            "resume it with its own notebook."
+        )
+    if record.status == "success":
+        raise EtlError(
+            f"Run {record.id} succeeded, so there is nothing to resume: run the pipeline again instead."
+        )
+    if record.status != "failed":
+        raise EtlError(f"Run {record.id} is still {record.status}: resume it once it has failed.")
+    return record.id
+
+
+@dataclass
+class RunCache:
+    """The cache's part in one run: decide each step, restore reused outputs, keep new ones.
+
+    ``use_cache`` reuses unchanged steps (``Pipeline.run(cache=True)``);
+    ``resume`` is the failed run whose kept outputs come first. With neither,
+    it only fingerprints the steps and keeps a failed run's database and API
+    extracts, so that the run can be resumed.
+    """
+
+    spec: PipelineSpec
+    dag: Dag
+    session: Session
+    context: ConnectorContext
+    store: RunStore
+    outputs: OutputCache
+    run_id: str
+    use_cache: bool = False
+    resume: str | None = None
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    _records: FingerprintStore | None = None
+
+    @property
+    def explains(self) -> bool:
+        """Whether steps carry a decision and a reason (the cache or a resume is on)."""
+        return self.use_cache or self.resume is not None
+
+    def prepare(self, nodes: list[str], params: Mapping[str, Any], watermarks: Mapping[str, Any]) -> None:
+        """Fingerprint ``nodes`` (in DAG order) and decide for each whether it runs."""
+        self._records = FingerprintStore(self.store)
+        latest = self._records.latest(self.spec.name)
+        resumed = self._records.of_run(self.resume) if self.resume else {}
+        try:
+            with self.outputs.attached(self.session.con):
+                for node in nodes:
+                    fingerprint = self._fingerprint(node, params, watermarks)
+                    self.fingerprints[node] = fingerprint
+                    self.decisions[node] = self._decide(
+                        node, fingerprint, latest.get(node), resumed.get(node)
+                    )
+        except CacheBusy as exc:
+            log.warning("cache file busy: every step runs", error=str(exc))
+            for node in nodes:
+                self.decisions[node] = Decision(
+                    "ran", "cache busy (another process holds it)" if self.explains else None
+                )
+
+    def tables(self) -> set[str]:
+        """Steps whose output must be a session table: reused ones, and ones whose output is kept."""
+        wanted: set[str] = set()
+        for node, decision in self.decisions.items():
+            step = self.dag.nodes[node]
+            if not isinstance(step, ExtractStep | TransformStep):
+                continue
+            if not decision.runs or self._remote(step) or (self.use_cache and self._reusable(step)):
+                wanted.add(node)
+        return wanted
+
+    def reuse(self, node: str) -> StepResult | None:
+        """The result of a step this run does not execute (its output restored), or None: run it."""
+        decision = self.decisions.get(node)
+        if decision is None or decision.runs:
+            return None
+        step = self.dag.nodes[node]
+        started = time.perf_counter()
+        if decision.entry is not None:
+            try:
+                with self.outputs.attached(self.session.con):
+                    self.session.put(node, self.outputs.restore(self.session.con, decision.entry), table=True)
+            except (CacheBusy, EtlError, duckdb.Error) as exc:  # gone or locked since: run the step
+                log.warning("cannot restore a cached output: the step runs", step=node, error=str(exc))
+                self.decisions[node] = Decision(
+                    "ran", "its cached output could not be read" if self.explains else None
+                )
+                return None
+            result = StepResult(node, step.verb, "success", rows=decision.entry.rows)
+        else:
+            record = decision.record
+            assert record is not None
+            kept = (record.outcome or {}).get("result", {})
+            status: StepStatus = kept.get("status", "success") if isinstance(step, CheckStep) else "success"
+            result = StepResult(node, step.verb, status, error=kept.get("error"), detail=kept.get("detail"))
+        result.seconds = time.perf_counter() - started
+        self._explain(result, decision)
+        return result
+
+    def finish(self, steps: list[StepResult], *, failed: bool) -> None:
+        """After the run: say why in each step's detail, keep outputs, evict, record the fingerprints."""
+        outcomes: dict[str, dict[str, Any]] = {}
+        for result in steps:
+            decision = self.decisions.get(result.step)
+            if decision is None:
+                continue
+            if decision.runs:
+                self._explain(result, decision)
+            outcomes[result.step] = self._outcome(result, decision)
+        try:
+            with self.outputs.attached(self.session.con):
+                self._keep(steps, failed=failed)
+                self.outputs.release(
+                    self.session.con, self.spec.name, keep_run=self.run_id if failed else None
+                )
+                self.outputs.evict(self.session.con)
+        except (CacheBusy, duckdb.Error) as exc:  # the run stands; only its outputs are not kept
+            log.warning("cannot keep this run's outputs in the cache", error=str(exc))
+        assert self._records is not None
+        records = [
+            StepFingerprintRecord(
+                run_id=self.run_id,
+                step=r.step,
+                digest=self.fingerprints[r.step].digest,
+                parts=self.fingerprints[r.step].parts,
+                decision=self.decisions[r.step].action,
+                reason=self.decisions[r.step].reason,
+                status=r.status,
+                outcome=outcomes[r.step],
+            )
+            for r in steps
+            if r.step in self.fingerprints and r.step in outcomes
+        ]
+        self._records.record(self.spec.name, records)
+        if self.resume:
+            self._records.record_resume(self.run_id, self.resume)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    def _decide(
+        self,
+        node: str,
+        fingerprint: Fingerprint,
+        last: StepFingerprintRecord | None,
+        resumed: StepFingerprintRecord | None,
+    ) -> Decision:
+        step = self.dag.nodes[node]
+        reran = [u for u in self.dag.upstream(node) if u in self.decisions and self.decisions[u].runs]
+        if self.resume is not None:
+            decision = self._decide_resumed(node, step, fingerprint, resumed, reran)
+            if decision.runs and self.use_cache:
+                return self._decide_cached(node, step, fingerprint, last, reran, fallback=decision)
+            return decision
+        if self.use_cache:
+            return self._decide_cached(node, step, fingerprint, last, reran)
+        return Decision("ran", None)
+
+    def _decide_resumed(
+        self,
+        node: str,
+        step: Step,
+        fingerprint: Fingerprint,
+        resumed: StepFingerprintRecord | None,
+        reran: list[str],
+    ) -> Decision:
+        run = self.resume
+        if resumed is None:
+            return Decision("ran", f"not in run {run}")
+        if resumed.status not in _GOOD:
+            return Decision("ran", f"{resumed.status} in run {run}")
+        if resumed.digest != fingerprint.digest:
+            change = difference(fingerprint, resumed.parts)
+            if change is None and reran:
+                return Decision("ran", f"upstream {reran[0]} reran")
+            return Decision("ran", f"{change or 'input changed'} since run {run}")
+        if isinstance(step, LoadStep):
+            return Decision("ran", f"run {run} committed no load")
+        if isinstance(step, CheckStep):
+            if reran:
+                return Decision("ran", f"upstream {reran[0]} reran")
+            return Decision("reused", f"passed in run {run}", record=resumed)
+        entry = self.outputs.find(self.session.con, self.spec.name, node, fingerprint.digest)
+        if entry is None:
+            return Decision("ran", f"run {run} kept no output of it (it keeps database and API extracts)")
+        return Decision("reused", f"kept by run {run}, resumed", entry=entry)
+
+    def _decide_cached(
+        self,
+        node: str,
+        step: Step,
+        fingerprint: Fingerprint,
+        last: StepFingerprintRecord | None,
+        reran: list[str],
+        *,
+        fallback: Decision | None = None,
+    ) -> Decision:
+        change = difference(fingerprint, last.parts if last is not None else None)
+
+        def rerun(reason: str) -> Decision:
+            return fallback if fallback is not None else Decision("ran", reason)
+
+        if isinstance(step, ExtractStep | TransformStep):
+            if not self._reusable(step):
+                kind = "API" if isinstance(step, ExtractStep) and self._kind(step) == "http" else "database"
+                return rerun(f"not cached ({kind} source without cache_ttl)")
+            entry = self.outputs.find(self.session.con, self.spec.name, node, fingerprint.digest)
+            if entry is not None and not reran:
+                if isinstance(step, ExtractStep) and step.cache_ttl and _expired(entry, step.cache_ttl):
+                    return rerun("cache_ttl expired")
+                return Decision("reused", f"unchanged since run {entry.run_id}", entry=entry)
+            return rerun(change or (f"upstream {reran[0]} reran" if reran else "not in the cache"))
+        if change is not None:
+            return rerun(change)
+        if reran:
+            return rerun(f"upstream {reran[0]} reran")
+        assert last is not None
+        if last.digest != fingerprint.digest:
+            return rerun(f"input changed since run {last.run_id}")
+        if isinstance(step, CheckStep):
+            return Decision("reused", f"unchanged since run {last.run_id}", record=last)
+        assert isinstance(step, LoadStep)
+        return self._decide_load(step, last, rerun)
+
+    def _decide_load(
+        self, step: LoadStep, last: StepFingerprintRecord, rerun: Callable[[str], Decision]
+    ) -> Decision:
+        written = (last.outcome or {}).get("target")
+        if written is None:
+            return rerun(f"run {last.run_id} left no record of its target")
+        now = self._target_state(step)
+        if now is None:
+            return rerun("its target cannot be checked")
+        if now != written:
+            return rerun(f"target {step.target} changed since run {last.run_id}")
+        return Decision("skipped", f"input and target unchanged since run {last.run_id}", record=last)
+
+    # --- fingerprints and sources ---------------------------------------------------------
+
+    def _fingerprint(
+        self, node: str, params: Mapping[str, Any], watermarks: Mapping[str, Any]
+    ) -> Fingerprint:
+        step = self.dag.nodes[node]
+        upstream = {u: self.fingerprints[u].digest for u in self.dag.upstream(node) if u in self.fingerprints}
+        connection = self._connection(step)
+        files = since = None
+        if isinstance(step, ExtractStep):
+            if self._kind(step) == "files":
+                files = self._file_stats(step)
+            if step.incremental:
+                since = watermarks.get(step.name)
+        return step_fingerprint(
+            node, step, connection=connection, params=params, upstream=upstream, files=files, since=since
+        )
+
+    def _connection(self, step: Step) -> ConnectionSpec | None:
+        if isinstance(step, ExtractStep):
+            return self.spec.connections.get(step.source)
+        if isinstance(step, LoadStep):
+            return self.spec.connections.get(step.to)
+        return None
+
+    def _kind(self, step: ExtractStep) -> str:
+        connection = self.spec.connections.get(step.source)
+        if connection is None:
+            return "unknown"
+        if connection.type != AUTO_CONNECTION_TYPE:
+            return connection.type
+        try:
+            return Session.kind(connection, self.context)
+        except EtlError:
+            return "unknown"
+
+    def _remote(self, step: Step) -> bool:
+        """A database or API extract: expensive to repeat, so a failed run keeps its rows."""
+        return isinstance(step, ExtractStep) and self._kind(step) != "files"
+
+    def _reusable(self, step: Step) -> bool:
+        """Whether the cache may reuse the step's output: files and transforms, remote with a ttl."""
+        return not self._remote(step) or (isinstance(step, ExtractStep) and step.cache_ttl is not None)
+
+    def _file_stats(self, step: ExtractStep) -> dict[str, tuple[int, int]]:
+        """``{path: (size, mtime_ns)}`` of the files the extract reads, named as the connection is written.
+
+        Paths are shown under the connection's URL as declared (``data/orders.csv``), never
+        under a resolved ``${VAR}``.
+        """
+        connection = self.spec.connections[step.source]
+        assert step.path is not None
+        try:
+            folder = (self.context.base_dir / Path(resolve(connection.url, self.context.env_file))).resolve()
+        except EtlError:
+            return {}
+        shown = os.path.normpath(connection.url)
+        stats: dict[str, tuple[int, int]] = {}
+        for path in sorted(glob.glob(str(folder / step.path), recursive=True)):
+            if os.path.isfile(path):
+                stat = os.stat(path)
+                relative = os.path.relpath(path, folder)
+                stats[os.path.normpath(os.path.join(shown, relative))] = (stat.st_size, stat.st_mtime_ns)
+        return stats
+
+    def _target_state(self, step: LoadStep) -> dict[str, Any] | None:
+        connection = self.spec.connections.get(step.to)
+        if connection is None:
+            return None
+        try:
+            return self.session.connector(connection, self.context).target_state(step)
+        except Exception as exc:  # the load itself will say what is wrong
+            log.info("cannot read a load's target state", step=step.step, error=str(exc))
+            return None
+
+    # --- after the run --------------------------------------------------------------------
+
+    def _keep(self, steps: list[StepResult], *, failed: bool) -> None:
+        for result in steps:
+            step = self.dag.nodes.get(result.step)
+            decision = self.decisions.get(result.step)
+            if (
+                decision is None
+                or result.status not in _GOOD
+                or not isinstance(step, ExtractStep | TransformStep)
+                or self.session.objects.get(result.step) != "table"
+            ):
+                continue
+            reusable = self._reusable(step)
+            remote = self._remote(step)
+            if not ((self.use_cache and reusable) or (failed and remote)):
+                continue
+            if not decision.runs and not (failed and remote):
+                continue  # restored from the cache: already there
+            self.outputs.keep(
+                self.session.con,
+                self.spec.name,
+                result.step,
+                self.fingerprints[result.step].digest,
+                run_id=self.run_id,
+                pinned_by=self.run_id if failed and remote else None,
+                reusable=reusable,
+            )
+
+    def _outcome(self, result: StepResult, decision: Decision) -> dict[str, Any]:
+        step = self.dag.nodes[result.step]
+        if not decision.runs and decision.record is not None:
+            return dict(decision.record.outcome or {})  # a repeated check, a skipped load: as it was
+        if isinstance(step, CheckStep):
+            return {"result": {"status": result.status, "error": result.error, "detail": result.detail}}
+        if isinstance(step, LoadStep) and result.status in _GOOD:
+            return {"target": self._target_state(step)}
+        return {}
+
+    def _explain(self, result: StepResult, decision: Decision) -> None:
+        if decision.reason is None:
+            return
+        result.detail = {**(result.detail or {}), "decision": decision.action, "reason": decision.reason}
+
+
+def _expired(entry: CacheEntry, ttl: str) -> bool:
+    created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
+    return (_now() - created).total_seconds() > duration_seconds(ttl)
