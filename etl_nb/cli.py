@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(run)
     run.add_argument("--backend", choices=["local"], default="local", help="where the run executes")
     run.add_argument("--timeout", type=float, default=None, help="seconds a cell may run")
+    run.add_argument("--cache", action="store_true", help="reuse the outputs of unchanged steps")
+    run.add_argument("--resume", metavar="RUN_ID", help="run a failed run again from the step that failed")
 
     runs = commands.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--pipeline", metavar="NB", help="only this notebook's (or pipeline's) runs")
@@ -45,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="one run: steps, rows, times, error")
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--json", action="store_true", help="print JSON")
+
+    cache = commands.add_parser("cache", help="the outputs kept for --cache and --resume")
+    cache.add_argument("action", choices=["list", "clear"], help="list the kept outputs, or delete them all")
+    cache.add_argument("--json", action="store_true", help="print JSON (list)")
 
     export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
     export.add_argument("notebook", metavar="NB")
@@ -90,9 +96,61 @@ def _run(args: argparse.Namespace) -> int:
     from etl_nb.runs.execute import check_parameters, execute_notebook
 
     params = check_parameters(dict(args.param))
+    _ask_kernel_for_cache(args)
     result = execute_notebook(args.notebook, params, timeout=args.timeout, progress=sys.stderr.isatty())
     _print_run(result.run_id)
     return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
+
+
+def _ask_kernel_for_cache(args: argparse.Namespace) -> None:
+    """``--cache`` and ``--resume`` reach the kernel's ``%etl run`` through its environment.
+
+    A resume is checked here, before a kernel starts: an unknown id, another
+    pipeline's run or a run that did not fail is a one-line error.
+    """
+    if not args.cache and not args.resume:
+        return
+    import os
+
+    from etl_nb.engine.cache import check_resumable, recorded_run_environment
+    from etl_nb.notebook.reader import pipeline_name
+    from etl_nb.store import RunStore
+
+    resume = check_resumable(RunStore(), pipeline_name(args.notebook), args.resume) if args.resume else None
+    os.environ.update(recorded_run_environment(cache=args.cache, resume=resume))
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from etl_nb.engine.cache import OutputCache, cache_path
+
+    cache = OutputCache(cache_path())
+    if args.action == "clear":
+        print(f"cleared {cache.clear()} kept outputs from {cache.path}")
+        return EXIT_OK
+    entries = cache.entries()
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table("pipeline", "step", "rows", "size", "kept by run", "last used (UTC)", "for", box=None)
+    for e in entries:
+        kept_for = f"resume of {e.pinned_by}" if e.pinned_by else "cache"
+        used = e.used_at.strftime("%m-%d %H:%M:%S")
+        table.add_row(
+            escape(e.pipeline), escape(e.step), f"{e.rows:,}", _size(e.bytes), e.run_id, used, kept_for
+        )
+    _console().print(table if entries else f"The cache is empty ({cache.path}).")
+    return EXIT_OK
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -143,7 +201,9 @@ def _show(args: argparse.Namespace) -> int:
             f"No run '{args.run_id}' in the store (or the prefix matches several). See 'etl-nb runs'."
         )
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(
+            json.dumps({**record.to_dict(), "resumed_from": _resumed_from(record.id)}, indent=2, default=str)
+        )
         return EXIT_OK
     _print_run(record.id)
     return EXIT_OK
@@ -162,16 +222,28 @@ def _print_run(run_id: str) -> None:
     console.print(f"run {record.id} of [bold]{escape(record.pipeline)}[/]: {_status(record.status)}{seconds}")
     if record.params:
         console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
-    table = Table("step", "status", "rows", "seconds", box=None)
+    resumed = _resumed_from(record.id)
+    if resumed:
+        console.print(f"resumed from run {resumed}")
+    explained = any(step.why for step in record.steps)
+    table = Table("step", "status", "rows", "seconds", *(["why"] if explained else []), box=None)
     for step in record.steps:
         rows = "" if step.rows is None else f"{step.rows:,}"
-        table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}")
+        why = [escape(step.why or "")] if explained else []
+        table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}", *why)
     if record.steps:
         console.print(table)
     if record.error:
         console.print(f"[red]{escape(record.error)}[/]", markup=True, highlight=False)
     if record.output_notebook:
         console.print(f"notebook: {record.output_notebook}")
+
+
+def _resumed_from(run_id: str) -> str | None:
+    from etl_nb.store import RunStore
+    from etl_nb.store.fingerprints import FingerprintStore
+
+    return FingerprintStore(RunStore()).resumed_from(run_id)
 
 
 def _console() -> Any:
@@ -196,7 +268,7 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export}
+_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export, "cache": _cache}
 
 if __name__ == "__main__":
     raise SystemExit(main())

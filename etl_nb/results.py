@@ -35,6 +35,16 @@ class StepResult:
     error: str | None = None
     detail: dict[str, Any] | None = None
 
+    @property
+    def why(self) -> str | None:
+        """The cache's word on the step, when the run used it: ``reused (unchanged since run R)``,
+        ``code changed``, ``skipped (input and target unchanged since run R)`` (``docs/cache.md``)."""
+        detail = self.detail or {}
+        reason, decision = detail.get("reason"), detail.get("decision")
+        if not reason:
+            return None
+        return str(reason) if decision == "ran" else f"{decision} ({reason})"
+
 
 def run_status(steps: Iterable[StepResult], *, failed: bool = False) -> RunStatus:
     """A run's status: ``failed`` if it ended with an error (``failed``) or any step failed."""
@@ -74,7 +84,8 @@ class RunResult:
         lines = [f"run {self.run_id} of '{self.pipeline}': {self.status} in {self.seconds:.2f}s"]
         for name, step in self.steps.items():
             rows = "" if step.rows is None else f"{step.rows:>10,} rows"
-            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+            why = f"  {step.why}" if step.why else ""
+            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s{why}")
         if self.error:
             lines.append(self.error)
         return "\n".join(lines)

@@ -328,16 +328,6 @@ class Decision:
         return self.action == "ran"
 
 
-def why(result: StepResult) -> str | None:
-    """The cache's word on a step (``reused (unchanged since run R)``, ``code changed``), if any."""
-    detail = result.detail or {}
-    reason = detail.get("reason")
-    decision = detail.get("decision")
-    if not reason:
-        return None
-    return reason if decision == "ran" else f"{decision} ({reason})"
-
-
 def check_resumable(store: RunStore, pipeline: str, run_id: str) -> str:
     """The full id of the failed run of ``pipeline`` that ``run_id`` (or its prefix) names.
 
@@ -707,3 +697,22 @@ class RunCache:
 def _expired(entry: CacheEntry, ttl: str) -> bool:
     created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
     return (_now() - created).total_seconds() > duration_seconds(ttl)
+
+
+# --- how notebooks ask for it ----------------------------------------------------------------
+
+# Set by `etl-nb run --cache` / `--resume RUN_ID` for the kernel, read by `%etl run`.
+CACHE_ENV = "ETL_NB_CACHE"
+RESUME_ENV = "ETL_NB_RESUME"
+
+
+def recorded_run_environment(*, cache: bool, resume: str | None) -> dict[str, str]:
+    """The variables that tell a recorded run's kernel to use the cache or resume a run."""
+    return {CACHE_ENV: "1" if cache else "", RESUME_ENV: resume or ""}
+
+
+def notebook_run_options(*, recorded: bool) -> dict[str, Any]:
+    """How ``%etl run`` uses the cache: always in an interactive kernel, as asked in ``etl-nb run``."""
+    if not recorded:
+        return {"cache": True}
+    return {"cache": os.environ.get(CACHE_ENV) == "1", "resume": os.environ.get(RESUME_ENV) or None}
