@@ -507,7 +507,9 @@ class RunCache:
         if resumed is None:
             return Decision("ran", f"not in run {run}")
         if resumed.status not in _GOOD:
-            return Decision("ran", f"{resumed.status} in run {run}")
+            change = difference(fingerprint, resumed.parts) if resumed.digest != fingerprint.digest else None
+            what = "failed" if resumed.status == "failed" else "did not run"
+            return Decision("ran", f"{what} in run {run}" + (f", {change} since" if change else ""))
         if resumed.digest != fingerprint.digest:
             change = difference(fingerprint, resumed.parts)
             if change is None and reran:
