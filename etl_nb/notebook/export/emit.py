@@ -228,6 +228,8 @@ def _extract(em: Emitter, found: Found) -> list[str]:
             args.append((key, text(value) if key == "path" else em.literal(value)))
     if statement.incremental:
         args.append(("incremental", text(statement.incremental)))
+    if statement.cache_ttl:
+        args.append(("cache_ttl", text(statement.cache_ttl)))
     return layout(Call(f"{em.p}.extract", args))
 
 

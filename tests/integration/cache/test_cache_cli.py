@@ -113,3 +113,14 @@ def test_resuming_a_successful_run_is_a_one_line_error(project: Path) -> None:
     assert refused.stderr.strip() == (
         f"etl-nb: error: Run {good} succeeded, so there is nothing to resume: run the pipeline again instead."
     )
+
+
+def test_an_exported_script_keeps_the_cache_ttl(project: Path, api: CountingApi) -> None:
+    notebook = _api_notebook(project / "api.ipynb", api, "SELECT * FROM orders")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[3].source = nb.cells[3].source.replace("--from api", "--from api --cache-ttl 30m")
+    nbformat.write(nb, notebook)
+
+    assert _etl_nb("export", str(notebook), "--to", "py", "-o", "api.py", cwd=project).returncode == 0
+
+    assert "cache_ttl='30m'" in (project / "api.py").read_text().replace('"', "'")
