@@ -383,13 +383,16 @@ class RunCache:
         self._records = FingerprintStore(self.store)
         latest = self._records.latest(self.spec.name)
         resumed = self._records.of_run(self.resume) if self.resume else {}
+        for node in nodes:
+            self.fingerprints[node] = self._fingerprint(node, params, watermarks)
+            self.decisions[node] = Decision("ran", None)
+        if not self.explains:
+            return  # every step runs: nothing to look up
         try:
             with self.outputs.attached(self.session.con):
                 for node in nodes:
-                    fingerprint = self._fingerprint(node, params, watermarks)
-                    self.fingerprints[node] = fingerprint
                     self.decisions[node] = self._decide(
-                        node, fingerprint, latest.get(node), resumed.get(node)
+                        node, self.fingerprints[node], latest.get(node), resumed.get(node)
                     )
         except CacheBusy as exc:
             log.warning("cache file busy: every step runs", error=str(exc))
@@ -447,15 +450,9 @@ class RunCache:
             if decision.runs:
                 self._explain(result, decision)
             outcomes[result.step] = self._outcome(result, decision)
-        try:
-            with self.outputs.attached(self.session.con):
-                self._keep(steps, failed=failed)
-                self.outputs.release(
-                    self.session.con, self.spec.name, keep_run=self.run_id if failed else None
-                )
-                self.outputs.evict(self.session.con)
-        except (CacheBusy, duckdb.Error) as exc:  # the run stands; only its outputs are not kept
-            log.warning("cannot keep this run's outputs in the cache", error=str(exc))
+        keeping = self._to_keep(steps, failed=failed)
+        if keeping or self.outputs.path.exists():
+            self._keep(keeping, failed=failed)
         assert self._records is not None
         records = [
             StepFingerprintRecord(
@@ -653,7 +650,34 @@ class RunCache:
 
     # --- after the run --------------------------------------------------------------------
 
-    def _keep(self, steps: list[StepResult], *, failed: bool) -> None:
+    def _keep(self, keeping: list[tuple[str, bool, bool]], *, failed: bool) -> None:
+        """Copy the ``(step, pinned, reusable)`` outputs into the file, let go of older pins, evict."""
+        try:
+            with self.outputs.attached(self.session.con):
+                for node, pinned, reusable in keeping:
+                    self.outputs.keep(
+                        self.session.con,
+                        self.spec.name,
+                        node,
+                        self.fingerprints[node].digest,
+                        run_id=self.run_id,
+                        pinned_by=self.run_id if pinned else None,
+                        reusable=reusable,
+                    )
+                self.outputs.release(
+                    self.session.con, self.spec.name, keep_run=self.run_id if failed else None
+                )
+                self.outputs.evict(self.session.con)
+        except (CacheBusy, duckdb.Error) as exc:  # the run stands; only its outputs are not kept
+            log.warning("cannot keep this run's outputs in the cache", error=str(exc))
+
+    def _to_keep(self, steps: list[StepResult], *, failed: bool) -> list[tuple[str, bool, bool]]:
+        """The outputs to copy into the cache, each with whether it is pinned and reusable.
+
+        With the cache on: every reusable output that ran. A failed run: its database and
+        API extracts (those restored from the cache too, pinned to this run now).
+        """
+        keeping: list[tuple[str, bool, bool]] = []
         for result in steps:
             step = self.dag.nodes.get(result.step)
             decision = self.decisions.get(result.step)
@@ -670,15 +694,8 @@ class RunCache:
                 continue
             if not decision.runs and not (failed and remote):
                 continue  # restored from the cache: already there
-            self.outputs.keep(
-                self.session.con,
-                self.spec.name,
-                result.step,
-                self.fingerprints[result.step].digest,
-                run_id=self.run_id,
-                pinned_by=self.run_id if failed and remote else None,
-                reusable=reusable,
-            )
+            keeping.append((result.step, failed and remote, reusable))
+        return keeping
 
     def _outcome(self, result: StepResult, decision: Decision) -> dict[str, Any]:
         step = self.dag.nodes[result.step]
