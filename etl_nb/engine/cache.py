@@ -33,6 +33,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from etl_nb._logging import get_logger
 from etl_nb._secrets import resolve
@@ -198,8 +200,12 @@ class OutputCache:
         run_id: str,
         pinned_by: str | None,
         reusable: bool,
+        spooled: Path | None = None,
     ) -> None:
-        """Copy session table ``step`` into the file under ``digest`` (or re-pin the copy already there)."""
+        """Copy session table ``step`` into the file under ``digest`` (or re-pin the copy already there).
+
+        ``spooled``: take the rows from the Arrow stream file a streamed extract left instead.
+        """
         key = _key(pipeline, step, digest)
         known = con.execute(f"SELECT key FROM {_ALIAS}.{_ENTRIES} WHERE key = ?", [key]).fetchall()
         if known:
@@ -211,7 +217,16 @@ class OutputCache:
             return
         table = "o_" + hashlib.sha256(key.encode()).hexdigest()[:24]
         before = self._used_bytes(con)
-        con.execute(f"CREATE OR REPLACE TABLE {_ALIAS}.{quote(table)} AS SELECT * FROM main.{quote(step)}")
+        if spooled is None:
+            source = f"main.{quote(step)}"
+        else:
+            source = "_etl_nb_spooled"
+            con.register(source, pa.ipc.open_stream(str(spooled)))
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {_ALIAS}.{quote(table)} AS SELECT * FROM {source}")
+        finally:
+            if spooled is not None:
+                con.unregister(source)
         rows = int(con.execute(f"SELECT count(*) FROM {_ALIAS}.{quote(table)}").fetchall()[0][0])
         size = max(self._used_bytes(con) - before, 0)
         now = _now()
@@ -372,6 +387,7 @@ class RunCache:
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     _records: FingerprintStore | None = None
+    _spools: dict[str, _Spool] = field(default_factory=dict)
 
     @property
     def explains(self) -> bool:
@@ -408,9 +424,51 @@ class RunCache:
             step = self.dag.nodes[node]
             if not isinstance(step, ExtractStep | TransformStep):
                 continue
-            if not decision.runs or self._remote(step) or (self.use_cache and self._reusable(step)):
+            if not decision.runs or (self.use_cache and self._reusable(step)):
                 wanted.add(node)
         return wanted
+
+    def spool(self, node: str, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        """``reader``, copying its batches to a spool file as they pass, for a database or API extract.
+
+        A streamed extract is never stored in the session; if the run fails, the
+        spool (when the stream was read to its end) becomes the output the run
+        keeps for ``--resume``. Memory stays flat; the spool is deleted after the run.
+        """
+        step = self.dag.nodes[node]
+        if not self._remote(step):
+            return reader
+        path = self.outputs.path.parent / "spool" / self.run_id / f"{node}.arrows"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spool = self._spools[node] = _Spool(path)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, reader.schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch)
+                        yield batch
+                spool.complete = True
+            finally:
+                reader.close()  # released as soon as its reader stops, as without the spool
+
+        spool.reader = pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return spool.reader
+
+    def drain_unread(self) -> None:
+        """After a failure, read to its end each spooled stream no step read, so the run keeps it.
+
+        The step that would have read it failed first (a SQL error in a transform
+        fused into a load, say): reading the source now spares the resumed run.
+        """
+        for node, spool in self._spools.items():
+            if spool.complete or spool.reader is None:
+                continue
+            try:
+                for _ in spool.reader:
+                    pass
+            except Exception as exc:  # consumed already, or the source failed: nothing to keep
+                log.info("a streamed extract is not kept for --resume", step=node, error=str(exc))
 
     def reuse(self, node: str) -> StepResult | None:
         """The result of a step this run does not execute (its output restored), or None: run it."""
@@ -453,6 +511,8 @@ class RunCache:
         keeping = self._to_keep(steps, failed=failed)
         if keeping or self.outputs.path.exists():
             self._keep(keeping, failed=failed)
+        if self._spools:
+            shutil.rmtree(next(iter(self._spools.values())).path.parent, ignore_errors=True)
         assert self._records is not None
         records = [
             StepFingerprintRecord(
@@ -655,6 +715,7 @@ class RunCache:
         try:
             with self.outputs.attached(self.session.con):
                 for node, pinned, reusable in keeping:
+                    spool = self._spools.get(node)
                     self.outputs.keep(
                         self.session.con,
                         self.spec.name,
@@ -663,6 +724,7 @@ class RunCache:
                         run_id=self.run_id,
                         pinned_by=self.run_id if pinned else None,
                         reusable=reusable,
+                        spooled=spool.path if spool is not None and spool.complete else None,
                     )
                 self.outputs.release(
                     self.session.con, self.spec.name, keep_run=self.run_id if failed else None
@@ -681,11 +743,13 @@ class RunCache:
         for result in steps:
             step = self.dag.nodes.get(result.step)
             decision = self.decisions.get(result.step)
+            spool = self._spools.get(result.step)
+            stored = self.session.objects.get(result.step) == "table"
             if (
                 decision is None
                 or result.status not in _GOOD
                 or not isinstance(step, ExtractStep | TransformStep)
-                or self.session.objects.get(result.step) != "table"
+                or not (stored or (spool is not None and spool.complete))
             ):
                 continue
             reusable = self._reusable(step)
@@ -711,6 +775,15 @@ class RunCache:
         if decision.reason is None:
             return
         result.detail = {**(result.detail or {}), "decision": decision.action, "reason": decision.reason}
+
+
+@dataclass
+class _Spool:
+    """Where a streamed extract's batches were copied, and whether the stream was read to its end."""
+
+    path: Path
+    complete: bool = False
+    reader: pa.RecordBatchReader | None = None
 
 
 def _expired(entry: CacheEntry, ttl: str) -> bool:

@@ -158,6 +158,8 @@ class Runner:
         finally:
             for write in pending:
                 write.abort()
+            if self.cache and outcome.error is not None:
+                self.cache.drain_unread()  # a failed run keeps its database and API extracts
             # A stream is good for this run only: close any that no step read.
             self.session.release_streams()
         if outcome.error is not None:
@@ -288,7 +290,10 @@ class Runner:
                 if self._plan.storage(step.name, batches=True) == "stream":
                     # Transient errors while the rows flow surface in the reading step and
                     # are not retried there: a stream cannot be replayed (see OneScan).
-                    self.session.stream(step.name, connector.read(request))
+                    reader = connector.read(request)
+                    if self.cache:  # a copy of the rows as they pass, kept if the run fails
+                        reader = self.cache.spool(step.name, reader)
+                    self.session.stream(step.name, reader)
                 else:
                     self._put_stream(step.name, connector.read(request))
                 return

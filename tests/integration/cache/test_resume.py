@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from etl_nb import Pipeline
 from etl_nb.cli import main
@@ -116,3 +121,56 @@ def test_show_says_which_run_a_run_resumed(
     out = capsys.readouterr().out
     assert f"resumed from run {failed.run_id}" in out
     assert f"reused (kept by run {failed.run_id}, resumed)" in out
+
+
+PG_URL = os.environ.get("ETL_NB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[sa.Engine, str]]:
+    """A PostgreSQL schema of the test's own, dropped after it."""
+    engine = sa.create_engine(
+        make_url(PG_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    name = f"cache_{uuid.uuid4().hex[:8]}"
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL does not answer: {exc}")
+        pytest.skip("PostgreSQL does not answer; set ETL_NB_TEST_PG_URL")
+    yield engine, name
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_api_extract_streamed_into_postgres_is_kept_when_a_transform_fails(
+    etl_home: Path, api: CountingApi, token: str, pg_schema: tuple[sa.Engine, str]
+) -> None:
+    engine, schema = pg_schema
+
+    def pipeline(totals: str) -> Pipeline:
+        p = Pipeline("to_pg", base_dir=etl_home)
+        p.connect("api", api.url, auth={"type": "bearer", "token": "${API_TOKEN}"})
+        p.connect("pg", PG_URL)
+        p.extract("orders", source="api", path="/orders", records="data", paginate=PAGES)
+        p.transform("totals", sql=totals)  # fused into the load, which the API's rows stream into
+        p.load("totals", to="pg", table=f"{schema}.totals", mode="replace")
+        return p
+
+    failed = pipeline("SELECT customer, sum(amountt) AS total FROM orders GROUP BY ALL").run()
+    assert failed.status == "failed"
+    requests = api.count()
+
+    resumed = pipeline("SELECT customer, sum(amount) AS total FROM orders GROUP BY ALL").run(
+        resume=failed.run_id
+    )
+
+    assert resumed.status == "success", resumed.error
+    assert resumed.steps["orders"].why == f"reused (kept by run {failed.run_id}, resumed)"
+    assert api.count() == requests
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {schema}.totals")).scalar() == 3
