@@ -15,6 +15,7 @@ import pytest
 from etl_nb import Pipeline
 from etl_nb.cli import main
 from etl_nb.engine.cache import OutputCache, cache_path
+from etl_nb.notebook.preview import run_bundle
 from etl_nb.results import RunResult
 from tests.integration.cache.conftest import CountingApi
 
@@ -294,3 +295,17 @@ def test_show_prints_why_each_step_ran(
     assert main(["show", second.run_id, "--json"]) == 0
     steps: list[dict[str, Any]] = json.loads(capsys.readouterr().out)["steps"]
     assert {s["step"]: s["detail"]["decision"] for s in steps}["orders"] == "reused"
+
+
+def test_the_run_table_of_a_notebook_has_a_why_column(
+    etl_home: Path, lake: Path, api: CountingApi, token: str
+) -> None:
+    _pipeline(etl_home, api).run(PARAMS, cache=True)
+    second = _pipeline(etl_home, api).run(PARAMS, cache=True)
+
+    bundle = run_bundle(second)
+
+    assert "why" in bundle["text/plain"]
+    assert "reused (unchanged since run" in bundle["text/plain"]
+    assert "skipped (input and target unchanged since run" in bundle["text/html"]
+    assert "reused (unchanged since run" in str(second)
