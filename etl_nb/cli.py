@@ -121,7 +121,7 @@ def _ask_kernel_for_cache(args: argparse.Namespace) -> None:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from etl_nb.engine.cache import OutputCache, cache_path
+    from etl_nb.engine.cache_file import OutputCache, cache_path
 
     cache = OutputCache(cache_path())
     if args.action == "clear":

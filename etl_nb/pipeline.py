@@ -14,7 +14,8 @@ from typing import Any
 import polars as pl
 
 from etl_nb.connectors import ConnectorContext
-from etl_nb.engine.cache import OutputCache, RunCache, cache_path, check_resumable
+from etl_nb.engine.cache import RunCache, check_resumable
+from etl_nb.engine.cache_file import OutputCache, cache_path
 from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner

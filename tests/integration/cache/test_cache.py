@@ -14,7 +14,7 @@ import pytest
 
 from etl_nb import Pipeline
 from etl_nb.cli import main
-from etl_nb.engine.cache import OutputCache, cache_path
+from etl_nb.engine.cache_file import OutputCache, cache_path
 from etl_nb.notebook.preview import run_bundle
 from etl_nb.results import RunResult
 from tests.integration.cache.conftest import CountingApi

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from etl_nb import Pipeline
 from etl_nb.cli import main
-from etl_nb.engine.cache import OutputCache, cache_path
+from etl_nb.engine.cache_file import OutputCache, cache_path
 from etl_nb.errors import EtlError
 from etl_nb.store import RunStore
 from etl_nb.store.fingerprints import FingerprintStore
