@@ -427,13 +427,15 @@ class RunCache:
         connection = self.spec.connections[step.source]
         assert step.path is not None
         try:
-            folder = (self.context.base_dir / Path(resolve(connection.url, self.context.env_file))).resolve()
+            resolved = resolve(connection.url, self.context.env_file, connection=connection.name)
+            folder = (self.context.base_dir / Path(resolved).expanduser()).resolve()
         except EtlError:
             return {}
         shown = os.path.normpath(connection.url)
         stats: dict[str, tuple[int, int]] = {}
         for path in sorted(glob.glob(str(folder / step.path), recursive=True)):
-            if os.path.isfile(path):
+            # A path outside the folder is refused by the extract itself; never look at it here.
+            if os.path.isfile(path) and Path(path).resolve().is_relative_to(folder):
                 stat = os.stat(path)
                 relative = os.path.relpath(path, folder)
                 stats[os.path.normpath(os.path.join(shown, relative))] = (stat.st_size, stat.st_mtime_ns)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from etl_nb.engine.dag import bindable_sql, python_free_names, sql_tree
+from etl_nb.errors import SpecError
 from etl_nb.spec import CheckStep, ConnectionSpec, ExtractStep, LoadStep, Step, TransformStep
 
 # Fields that are the step's code or identity, not its options.
@@ -145,7 +146,7 @@ def _function_code(function: Any) -> str:
 def _safe_free_names(code: str, step: str) -> list[str]:
     try:
         return python_free_names(code, step)
-    except Exception:  # a syntax error: the step itself says so when it runs
+    except SpecError:  # a syntax error: the step itself says so when it runs
         return []
 
 
