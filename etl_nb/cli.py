@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="every load says what it would write, and writes nothing"
     )
+    run.add_argument("--cache", action="store_true", help="reuse the outputs of unchanged steps")
+    run.add_argument("--resume", metavar="RUN_ID", help="run a failed run again from the step that failed")
 
     runs = commands.add_parser("runs", help="recent runs, newest first")
     runs.add_argument(
@@ -63,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--json", action="store_true", help="print JSON")
 
+    _add_scheduling(commands)
+
+    export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
+    export.add_argument("notebook", metavar="NB")
+    export.add_argument(
+        "--to", choices=["py", "ipynb"], help="a script or a plain notebook (default ipynb; py for -o X.py)"
+    )
+    export.add_argument(
+        "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
+    )
+    _add_lineage(commands)
+    return parser
+
+
+def _add_scheduling(commands: Any) -> None:
+    """``schedule``, ``scheduler``, ``worker`` and ``backfill`` (DESIGN.md section 5)."""
     schedule = commands.add_parser("schedule", help="add, list, pause, resume or remove schedules")
     actions = schedule.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
     add = actions.add_parser("add", help="run NB on a cron schedule")
@@ -98,16 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--step", default=None, help="1d, 7d for dates; 1, 10 for whole numbers")
     backfill.add_argument("--parallel", type=_positive_int, default=1, metavar="N")
 
-    export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
-    export.add_argument("notebook", metavar="NB")
-    export.add_argument(
-        "--to", choices=["py", "ipynb"], help="a script or a plain notebook (default ipynb; py for -o X.py)"
-    )
-    export.add_argument(
-        "-o", "--output", metavar="PATH", help="file to write (default: NB.py or NB_plain.ipynb beside NB)"
-    )
-    _add_lineage(commands)
-    return parser
+    cache = commands.add_parser("cache", help="the outputs kept for --cache and --resume")
+    cache.add_argument("action", choices=["list", "clear"], help="list the kept outputs, or delete them all")
+    cache.add_argument("--json", action="store_true", help="print JSON (list)")
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -197,6 +208,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.backend != "local":
             raise EtlError("--dry-run runs on this machine: drop --backend celery.")
         os.environ[DRY_RUN_ENV] = "1"  # the kernel inherits it: every load there is a dry-run
+    if (args.cache or args.resume) and args.backend != "local":
+        raise EtlError("--cache and --resume run on this machine: drop --backend celery.")
+    _ask_kernel_for_cache(args)
     reap()
     run_id = queue_run(
         args.notebook, dict(args.param), trigger="manual", backend=args.backend, timeout=args.timeout
@@ -212,6 +226,57 @@ def _run(args: argparse.Namespace) -> int:
             reap()
     _print_run(run_id)
     return EXIT_OK if RunQueue().status(run_id) == "success" else EXIT_FAILED_RUN
+
+
+def _ask_kernel_for_cache(args: argparse.Namespace) -> None:
+    """``--cache`` and ``--resume`` reach the kernel's ``%etl run`` through its environment.
+
+    A resume is checked here, before a kernel starts: an unknown id, another
+    pipeline's run or a run that did not fail is a one-line error.
+    """
+    if not args.cache and not args.resume:
+        return
+    import os
+
+    from etl_nb.engine.cache import check_resumable, recorded_run_environment
+    from etl_nb.notebook.reader import pipeline_name
+    from etl_nb.store import RunStore
+
+    resume = check_resumable(RunStore(), pipeline_name(args.notebook), args.resume) if args.resume else None
+    os.environ.update(recorded_run_environment(cache=args.cache, resume=resume))
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from etl_nb.engine.cache_file import OutputCache, cache_path
+
+    cache = OutputCache(cache_path())
+    if args.action == "clear":
+        print(f"cleared {cache.clear()} kept outputs from {cache.path}")
+        return EXIT_OK
+    entries = cache.entries()
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table("pipeline", "step", "rows", "size", "kept by run", "last used (UTC)", "for", box=None)
+    for e in entries:
+        kept_for = f"resume of {e.pinned_by}" if e.pinned_by else "cache"
+        used = e.used_at.strftime("%m-%d %H:%M:%S")
+        table.add_row(
+            escape(e.pipeline), escape(e.step), f"{e.rows:,}", _size(e.bytes), e.run_id, used, kept_for
+        )
+    _console().print(table if entries else f"The cache is empty ({cache.path}).")
+    return EXIT_OK
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -281,7 +346,13 @@ def _show(args: argparse.Namespace) -> int:
             f"No run '{args.run_id}' in the store (or the prefix matches several). See 'etl-nb runs'."
         )
     if args.json:
-        print(json.dumps(run_dict(record, RunQueue()), indent=2, default=str))
+        print(
+            json.dumps(
+                {**run_dict(record, RunQueue()), "resumed_from": _resumed_from(record.id)},
+                indent=2,
+                default=str,
+            )
+        )
         return EXIT_OK
     _print_run(record.id)
     return EXIT_OK
@@ -300,11 +371,16 @@ def _print_run(run_id: str) -> None:
     console.print(f"run {record.id} of [bold]{escape(record.pipeline)}[/]: {_status(record.status)}{seconds}")
     if record.params:
         console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
-    table = Table("step", "status", "rows", "seconds", box=None)
+    resumed = _resumed_from(record.id)
+    if resumed:
+        console.print(f"resumed from run {resumed}")
+    explained = any(step.why for step in record.steps)
+    table = Table("step", "status", "rows", "seconds", *(["why"] if explained else []), box=None)
     notes = []
     for step in record.steps:
         rows = "" if step.rows is None else f"{step.rows:,}"
-        table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}")
+        why = [escape(step.why or "")] if explained else []
+        table.add_row(escape(step.step), _status(step.status), rows, f"{step.seconds or 0:.3f}", *why)
         note = load_summary(step.detail) or (step.error if step.status == "warned" else None)
         if note:
             notes.append(f"{escape(step.step)}: {escape(note)}")
@@ -316,6 +392,13 @@ def _print_run(run_id: str) -> None:
         console.print(f"[red]{escape(record.error)}[/]", markup=True, highlight=False)
     if record.output_notebook:
         console.print(f"notebook: {record.output_notebook}")
+
+
+def _resumed_from(run_id: str) -> str | None:
+    from etl_nb.store import RunStore
+    from etl_nb.store.fingerprints import FingerprintStore
+
+    return FingerprintStore(RunStore()).resumed_from(run_id)
 
 
 def _console() -> Any:
@@ -475,6 +558,7 @@ _COMMANDS = {
     "backfill": _backfill,
     "export": _export,
     "lineage": _lineage,
+    "cache": _cache,
 }
 
 if __name__ == "__main__":

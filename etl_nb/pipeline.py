@@ -17,6 +17,8 @@ import duckdb
 import polars as pl
 
 from etl_nb.connectors import ConnectorContext
+from etl_nb.engine.cache import RunCache, check_resumable
+from etl_nb.engine.cache_file import OutputCache, cache_path
 from etl_nb.engine.dag import Dag, build_dag
 from etl_nb.engine.plan import Materialize
 from etl_nb.engine.runner import RunListener, Runner
@@ -149,6 +151,7 @@ class Pipeline:
         paginate: Mapping[str, Any] | None = None,
         incremental: str | None = None,
         on_drift: DriftPolicy = "warn",
+        cache_ttl: str | None = None,
     ) -> Pipeline:
         """Declare an extract from connection ``source`` into table ``name``."""
         options = _mapping(options, f"extract({name!r}, options=...)")
@@ -168,6 +171,7 @@ class Pipeline:
                 paginate=paginate,
                 incremental=incremental,
                 on_drift=on_drift,
+                cache_ttl=cache_ttl,
             )
         )
 
@@ -249,7 +253,7 @@ class Pipeline:
         """The pipeline's graph, with every dependency inferred and checked."""
         return build_dag(self.spec)
 
-    def run(
+    def run(  # noqa: PLR0913 - the run's options, all keyword-only (DESIGN.md section 3)
         self,
         params: Mapping[str, Any] | None = None,
         *,
@@ -262,6 +266,8 @@ class Pipeline:
         trigger: str = "manual",
         run_id: str | None = None,
         dry_run: bool = False,
+        cache: bool = False,
+        resume: str | None = None,
     ) -> RunResult:
         """Run the pipeline (or part of it) and record the run in the store.
 
@@ -271,32 +277,20 @@ class Pipeline:
         ids (as ``RunResult.steps`` names them). A failed run returns
         ``status="failed"`` and changes no target; ``raise_for_status()`` raises.
         ``dry_run=True`` makes every load say what it would do and write nothing.
+        ``cache=True`` reuses the output of every step whose fingerprint is
+        unchanged; ``resume=RUN_ID`` takes the steps that succeeded in that failed
+        run from the outputs it kept (``docs/cache.md``); each step's
+        ``detail`` then says what was decided and why.
         """
-        params = _mapping(params, "run(params=...)")
-        only = _names(only, "run(only=...)", "step names") if only is not None else None
-        steps = _names(steps, "run(steps=...)", "step ids") if steps is not None else None
-        _kind(from_step, (str,), "run(from_step=...)", "a step name")
-        if materialize not in get_args(Materialize):
-            raise SpecError(
-                f"run(materialize={materialize!r}): use one of "
-                f"{', '.join(repr(m) for m in get_args(Materialize))}."
-            )
-        if listener is not None and not all(
-            callable(getattr(listener, m, None)) for m in ("step_started", "step_finished")
-        ):
-            raise SpecError("run(listener=...): give an object with step_started and step_finished methods.")
-        _kind(notebook, (str,), "run(notebook=...)", "a notebook path")
-        if not isinstance(trigger, str) or not trigger:
-            raise SpecError(f"run(trigger={trigger!r}): expected text such as 'manual' or 'schedule'.")
-        if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
-            raise SpecError(
-                f"run(run_id={run_id!r}): a run id is 1 to 32 letters, digits, '-' or '_'. "
-                "Leave it out to get a new one."
-            )
+        params, only, steps = _check_run_arguments(
+            params, only, from_step, steps, materialize, listener, notebook, trigger, run_id
+        )
         _kind(dry_run, (bool,), "run(dry_run=...)", "True or False")
         dry_run = dry_run or dry_run_everywhere()
         values = {**self.spec.parameters, **params}
         store = self.store
+        if resume is not None:  # a bad id is refused before anything is recorded
+            resume = check_resumable(store, self.name, resume)
         # Inside `etl-nb run`, steps are recorded into the notebook's run.
         recorder = RunRecorder.start(
             store, self.name, values, run_id=run_id, notebook=notebook, trigger=trigger
@@ -314,6 +308,18 @@ class Pipeline:
                 for s in self.spec.steps
                 if isinstance(s, ExtractStep) and s.incremental
             }
+            step_cache = RunCache(
+                self.spec,
+                dag,
+                self.session,
+                self._context(),
+                store,
+                OutputCache(cache_path(self.base_dir)),
+                recorder.run_id,
+                use_cache=cache,
+                resume=resume,
+            )
+            step_cache.prepare([n for n in dag.order() if n in set(nodes)], values, watermarks)
             runner = Runner(
                 self.spec,
                 dag,
@@ -323,11 +329,13 @@ class Pipeline:
                 listener=listener,
                 run_id=recorder.run_id,
                 dry_run=dry_run,
+                cache=step_cache,
             )
             outcome = runner.run(
                 nodes, values, materialize=materialize, watermarks=watermarks, schemas=self._schemas(store)
             )
             steps_done, error = outcome.steps, outcome.error
+            step_cache.finish(steps_done, failed=error is not None)
             if error is None:
                 # A mark moves only when every step downstream of its extract ran too:
                 # rows an unrun (or dry-run) load never wrote would otherwise be skipped for good.
@@ -481,6 +489,42 @@ def _type_name(value: object) -> str:
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _check_run_arguments(
+    params: object,
+    only: object,
+    from_step: object,
+    steps: object,
+    materialize: object,
+    listener: object,
+    notebook: object,
+    trigger: object,
+    run_id: object,
+) -> tuple[dict[str, Any], list[str] | None, list[str] | None]:
+    """``Pipeline.run``'s arguments checked: a bad one is a one-line ``SpecError``."""
+    params = _mapping(params, "run(params=...)")
+    only = _names(only, "run(only=...)", "step names") if only is not None else None
+    steps = _names(steps, "run(steps=...)", "step ids") if steps is not None else None
+    _kind(from_step, (str,), "run(from_step=...)", "a step name")
+    if materialize not in get_args(Materialize):
+        raise SpecError(
+            f"run(materialize={materialize!r}): use one of "
+            f"{', '.join(repr(m) for m in get_args(Materialize))}."
+        )
+    if listener is not None and not all(
+        callable(getattr(listener, m, None)) for m in ("step_started", "step_finished")
+    ):
+        raise SpecError("run(listener=...): give an object with step_started and step_finished methods.")
+    _kind(notebook, (str,), "run(notebook=...)", "a notebook path")
+    if not isinstance(trigger, str) or not trigger:
+        raise SpecError(f"run(trigger={trigger!r}): expected text such as 'manual' or 'schedule'.")
+    if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
+        raise SpecError(
+            f"run(run_id={run_id!r}): a run id is 1 to 32 letters, digits, '-' or '_'. "
+            "Leave it out to get a new one."
+        )
+    return params, only, steps
 
 
 def _kind(value: _T, types: tuple[type, ...], what: str, expected: str) -> _T:

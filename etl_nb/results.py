@@ -35,6 +35,16 @@ class StepResult:
     error: str | None = None
     detail: dict[str, Any] | None = None
 
+    @property
+    def why(self) -> str | None:
+        """The cache's word on the step, when the run used it: ``reused (unchanged since run R)``,
+        ``code changed``, ``skipped (input and target unchanged since run R)`` (``docs/cache.md``)."""
+        detail = self.detail or {}
+        reason, decision = detail.get("reason"), detail.get("decision")
+        if not reason:
+            return None
+        return str(reason) if decision == "ran" else f"{decision} ({reason})"
+
 
 def load_summary(detail: dict[str, Any] | None) -> str | None:
     """A load's counts as one line (``would insert 3, update 2 (amount 2), leave 5 unchanged``).
@@ -115,7 +125,8 @@ class RunResult:
         lines = [f"run {self.run_id} of '{self.pipeline}': {self.status} in {self.seconds:.2f}s"]
         for name, step in self.steps.items():
             rows = "" if step.rows is None else f"{step.rows:>10,} rows"
-            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s")
+            why = f"  {step.why}" if step.why else ""
+            lines.append(f"  {step.status:<8} {name:<40} {rows:>15} {step.seconds:8.3f}s{why}")
         notes = {name: load_summary(step.detail) for name, step in self.steps.items()}
         lines += [f"  {name}: {note}" for name, note in notes.items() if note]
         if self.error:

@@ -118,9 +118,17 @@ class ExtractStep(_Model):
     paginate: dict[str, Any] | None = None
     incremental: str | None = None
     on_drift: DriftPolicy = "warn"
+    cache_ttl: str | None = None  # how long a cached output of a database or API stays good ("1h")
     cell: int | None = None
 
     _check_name = field_validator("name", "source")(_identifier)
+
+    @field_validator("cache_ttl")
+    @classmethod
+    def _check_cache_ttl(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
 
     @model_validator(mode="after")
     def _has_a_body(self) -> ExtractStep:
@@ -324,7 +332,7 @@ _VERBS: dict[str, _Verb] = {
     "connect": _Verb(("NAME", "URL?"), body="optional", example="%etl connect lake ./data"),
     "extract": _Verb(
         ("NAME",),
-        valued=frozenset({"from", "incremental", "on-drift"}),
+        valued=frozenset({"from", "incremental", "on-drift", "cache-ttl"}),
         body="required",
         required=frozenset({"from"}),
         example="%%etl extract orders --from shop",
@@ -352,6 +360,18 @@ _VERBS: dict[str, _Verb] = {
 VERBS = tuple(_VERBS)
 CHECK_KINDS: tuple[str, ...] = ("not_null", "unique", "accepted_values", "row_count", "expression")
 _EXTRACT_BODY_KEYS = ("path", "format", "options", "params", "records", "paginate")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration such as ``90s``, ``30m``, ``1h30m`` or ``2d``; ValueError if it is none."""
+    cleaned = str(text).strip().lower()
+    if not cleaned or _DURATION.sub("", cleaned).strip():
+        raise ValueError(f"'{text}' is not a duration: write it like 90s, 30m, 1h30m or 2d")
+    return sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _DURATION.findall(cleaned))
 
 
 def parameters_in(text: str) -> list[str]:
@@ -594,6 +614,7 @@ def _build_extract(pos: dict[str, str], opts: dict[str, Any], body: str, cell: i
         "name": name,
         "source": opts["from"],
         "incremental": opts.get("incremental"),
+        "cache_ttl": opts.get("cache-ttl"),
     }
     if "on-drift" in opts:
         if opts["on-drift"] not in ("warn", "fail"):

@@ -172,6 +172,15 @@ class Connector(ABC):
     def check_load(self, load: LoadStep) -> None:
         """Raise ``SpecError`` if ``load`` cannot work with this connection, before any I/O."""
 
+    def target_state(self, load: LoadStep) -> dict[str, Any] | None:
+        """What ``load``'s target holds now, told cheaply (a file's size and mtime, a table's rows).
+
+        The cache skips a load whose input is unchanged only while its target is
+        as the last load left it (``engine/cache.py``); None, "cannot tell",
+        makes the load run every time.
+        """
+        return None
+
     def scan(self, request: ReadRequest, connection: duckdb.DuckDBPyConnection) -> str | None:
         """A DuckDB SELECT that reads the data lazily, or None to fall back to ``read``.
 

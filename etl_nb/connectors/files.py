@@ -145,6 +145,19 @@ class FilesConnector(Connector):
                 step=load.step,
             )
 
+    def target_state(self, load: LoadStep) -> dict[str, Any] | None:
+        """The target file's size and mtime (or each part file's, for a folder of parts)."""
+        if load.path is None:
+            return None
+        target = self.folder / load.path
+        if target.is_dir():
+            parts = sorted(p for p in target.iterdir() if p.is_file())
+            return {"parts": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in parts]}
+        if target.is_file():
+            stat = target.stat()
+            return {"file": [stat.st_size, stat.st_mtime_ns]}
+        return {"missing": True}
+
     def write(self, request: WriteRequest) -> StagedFile:
         """Stage the rows in a temporary file; the returned handle renames it into place."""
         load = request.load

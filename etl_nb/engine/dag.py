@@ -249,6 +249,11 @@ def _parse_sql(sql: str) -> dict[str, Any]:
     return parsed
 
 
+def sql_tree(sql: str) -> dict[str, Any]:
+    """DuckDB's parse tree of ``sql`` (``json_serialize_sql``), read by the one parser connection."""
+    return _parse_sql(sql)
+
+
 def bindable_sql(sql: str) -> str:
     """``sql`` with each ``{{ name }}`` turned into a DuckDB variable read (a bound value)."""
     return PARAMETER.sub(lambda m: f"getvariable('{m.group(1)}')", sql)

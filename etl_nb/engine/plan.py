@@ -52,15 +52,17 @@ def plan_run(
     *,
     materialize: Materialize = "auto",
     scans_rows_once: Callable[[LoadStep], bool] = lambda load: False,
+    keep: Iterable[str] = (),
 ) -> Plan:
     """The storage of each extract and transform among ``run`` (node ids of ``dag``).
 
     ``scans_rows_once(load)`` says whether ``load``'s sink reads its rows in
     one pass (``Connector.scans_rows_once``), which lets an extract stream
-    into it.
+    into it. ``keep`` names steps stored as tables whatever else holds (the
+    cache copies or restores their rows: ``engine/cache.py``).
     """
     in_run = set(run)
-    decide = _Decider(dag, in_run, materialize, scans_rows_once)
+    decide = _Decider(dag, in_run, materialize, scans_rows_once, frozenset(keep))
     sql: dict[str, Storage] = {}
     batches: dict[str, Storage] = {}
     for node in dag.nodes:
@@ -86,10 +88,11 @@ class _Decider:
     in_run: set[str]
     materialize: Materialize
     scans_rows_once: Callable[[LoadStep], bool]
+    keep: frozenset[str] = frozenset()
 
     def needs_table(self, name: str, materialize: Materialize | None = None) -> bool:
         """Whether ``name``'s rows must be stored: read several times, or as rows, not as SQL."""
-        if (materialize or self.materialize) == "all":
+        if (materialize or self.materialize) == "all" or name in self.keep:
             return True
         readers = self.dag.downstream(name)
         if len(readers) > 1 or any(r not in self.in_run for r in readers):

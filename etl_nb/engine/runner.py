@@ -29,6 +29,7 @@ from etl_nb.connectors import (
     WriteRequest,
     connector_class,
 )
+from etl_nb.engine.cache import RunCache
 from etl_nb.engine.checks import raise_for_failures, run_checks
 from etl_nb.engine.dag import Dag, bindable_sql
 from etl_nb.engine.drift import compare
@@ -101,9 +102,11 @@ class Runner:
         listener: RunListener | None = None,
         run_id: str | None = None,
         dry_run: bool = False,
+        cache: RunCache | None = None,
     ) -> None:
         self.dag = dag
         self.dry_run = dry_run  # every load says what it would do and writes nothing
+        self.cache = cache  # decides which steps are reused instead of run (engine/cache.py)
         self.session = session
         self.context = context
         self.spec = self._typed(spec)
@@ -146,7 +149,11 @@ class Runner:
         self._schemas = schemas or {}
         wanted = set(nodes)
         self._plan = plan_run(
-            self.dag, wanted, materialize=materialize, scans_rows_once=self._scans_rows_once
+            self.dag,
+            wanted,
+            materialize=materialize,
+            scans_rows_once=self._scans_rows_once,
+            keep=self.cache.tables() if self.cache else (),
         )
         order = [n for n in self.dag.order() if n in wanted]
         self._results = {}
@@ -164,7 +171,9 @@ class Runner:
                 if self.listener:
                     self.listener.step_started(node, index, len(order))
                 before = len(pending)
-                result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
+                result = self.cache.reuse(node) if self.cache else None
+                if result is None:
+                    result = self._run_node(node, step, params, watermarks or {}, outcome, pending)
                 self._results[node] = result
                 if len(pending) > before:
                     staged.append((result, pending[-1]))
@@ -178,6 +187,8 @@ class Runner:
         finally:
             for write in pending:
                 write.abort()
+            if self.cache and outcome.error is not None:
+                self.cache.drain_unread()  # a failed run keeps its database and API extracts
             # A stream is good for this run only: close any that no step read.
             self.session.release_streams()
         if outcome.error is not None:
@@ -316,7 +327,10 @@ class Runner:
                 if self._plan.storage(step.name, batches=True) == "stream":
                     # Transient errors while the rows flow surface in the reading step and
                     # are not retried there: a stream cannot be replayed (see OneScan).
-                    self.session.stream(step.name, connector.read(request))
+                    reader = connector.read(request)
+                    if self.cache:  # a copy of the rows as they pass, kept if the run fails
+                        reader = self.cache.spool(step.name, reader)
+                    self.session.stream(step.name, reader)
                 else:
                     self._put_stream(step.name, connector.read(request))
                 return

@@ -402,6 +402,7 @@ class NotebookSession:
         need). ``last`` is the run at the end of the notebook, which nothing
         reads after, so it may fuse and stream; the others keep every step's rows.
         """
+        from etl_nb.engine.cache import notebook_run_options  # with the engine: loaded when first run
         from etl_nb.notebook.widgets import RunProgress
 
         only: list[str] | None = command.options.get("only")
@@ -430,6 +431,7 @@ class NotebookSession:
                 listener=progress,
                 notebook=_notebook_path(self.shell),
                 materialize="auto" if last else "all",
+                **notebook_run_options(recorded=_recorded_run() is not None),
             )
         except BaseException:
             progress.finish({"text/plain": progress.text()})

@@ -191,6 +191,10 @@ def run_bundle(result: RunResult) -> Bundle:
         [step.status, name, "" if step.rows is None else f"{step.rows:,}", seconds(step.seconds)]
         for name, step in result.steps.items()
     ]
+    if any(step.why for step in result.steps.values()):  # the cache was used: say why per step
+        header.append("why")
+        for row, step in zip(rows, result.steps.values(), strict=True):
+            row.append(step.why or "")
     headline = (
         f"run {result.run_id} of '{result.pipeline}': {result.status} in {seconds(result.seconds)}"
         f" ({len(result.steps)} steps)"

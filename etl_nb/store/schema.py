@@ -83,6 +83,33 @@ schedules = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# --- the cache (engine/cache.py): each step's fingerprint per run, and resumed runs ---------
+
+step_fingerprints = Table(
+    "etl_step_fingerprints",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("step", String(512), primary_key=True),
+    Column("pipeline", String(255), nullable=False),
+    Column("digest", String(64), nullable=False),
+    # code, options, params, connection and inputs: see engine/fingerprint.py
+    Column("parts", JSON, nullable=False),
+    Column("decision", String(16), nullable=False),  # ran | reused | skipped
+    Column("reason", Text),
+    Column("status", String(16), nullable=False),  # the step's status in that run
+    Column("outcome", JSON),  # a check's result, a load's target as written: what a reuse repeats
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_etl_step_fingerprints_step", "pipeline", "step", "created_at"),
+)
+
+run_resumes = Table(
+    "etl_run_resumes",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("resumed_from", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # --- scheduling (etl_nb.store.queue, etl_nb.store.schedules) ------------------------------------
 # Appended as separate tables (and columns at the end of etl_schedules, which nothing wrote
 # before them) so that a store made by an earlier version gains them by create_all alone.

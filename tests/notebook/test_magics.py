@@ -250,7 +250,7 @@ BAD_CELLS = [
     (
         "%%etl extract rates --form lake\npath: fx/rates_*.csv",
         "SpecError: extract 'rates': Unknown option '--form' for extract. Did you mean '--from'? "
-        "Options of extract: --from, --incremental, --on-drift.",
+        "Options of extract: --cache-ttl, --from, --incremental, --on-drift.",
     ),
     (
         "%etl run --limit 3",

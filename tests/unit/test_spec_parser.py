@@ -404,7 +404,7 @@ def test_unknown_option_lists_the_options_of_the_verb() -> None:
         parse_cell("extract orders --from shop --incremetal updated_at", "SELECT 1")
     message = str(info.value)
     assert "Unknown option '--incremetal' for extract. Did you mean '--incremental'?" in message
-    assert "Options of extract: --from, --incremental, --on-drift." in message
+    assert "Options of extract: --cache-ttl, --from, --incremental, --on-drift." in message
 
 
 def test_errors_carry_the_cell_number() -> None:

@@ -188,6 +188,15 @@ class SqlLoader(SqlConnection):
             counted = conn.execute(sa.text(f"SELECT count(*) FROM {self.qualified(schema, table)}"))
             return int(counted.scalar() or 0)
 
+    def target_state(self, load: LoadStep) -> dict[str, Any] | None:
+        """Whether the target table exists, and its row count."""
+        schema, table = self.target(load)
+        with self.connect("the load's target", load.step) as conn:
+            if not sa.inspect(conn).has_table(table, schema=schema):
+                return {"exists": False}
+            rows = conn.execute(sa.text(f"SELECT count(*) FROM {self.qualified(schema, table)}")).scalar()
+        return {"exists": True, "rows": int(rows or 0)}
+
     def plan(self, request: WriteRequest) -> list[ColumnPlan]:
         """How each of the step's columns travels into this database."""
         keys = set(request.load.key)

@@ -231,6 +231,8 @@ def _extract(em: Emitter, found: Found) -> list[str]:
         args.append(("incremental", text(statement.incremental)))
     if statement.on_drift != "warn":
         args.append(("on_drift", text(statement.on_drift)))
+    if statement.cache_ttl:
+        args.append(("cache_ttl", text(statement.cache_ttl)))
     return layout(Call(f"{em.p}.extract", args))
 
 
