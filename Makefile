@@ -22,6 +22,19 @@ $(STAMP): pyproject.toml package.json $(NODE_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The panel's build, redone when its sources change. An editable install serves the
+# tree's build (as `jupyter labextension develop` would): the shared-data copy that
+# `pip install -e` made is replaced by a link to it.
+LABEXT := etl_nb/labextension
+LABEXT_INSTALLED := $(VENV)/share/jupyter/labextensions/etl_nb
+$(LABEXT)/package.json: $(NODE_STAMP) $(wildcard labextension/src/*.ts labextension/style/*) tsconfig.json
+	npm run --silent build:prod >/dev/null
+	touch $@
+
+$(LABEXT_INSTALLED): $(STAMP)
+	rm -rf $(LABEXT_INSTALLED)
+	ln -s $(CURDIR)/$(LABEXT) $(LABEXT_INSTALLED)
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
@@ -31,7 +44,7 @@ $(CHROMIUM):
 	$(if $(ALLOW_ROOT),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(ALLOW_ROOT),,sudo) apt-get install -y -qq chromium >/dev/null
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP) $(LABEXT)/package.json $(LABEXT_INSTALLED) $(CHROMIUM)
 
 demo: setup
 	$(BIN)/etl-nb run notebooks/quickstart.ipynb -p start_date 2026-01-01

@@ -76,7 +76,7 @@ class PanelService:
             "started_at": record.started_at.isoformat(),
             "seconds": record.seconds,
             "rows": record.rows,
-            "steps": {s.step: s.status for s in record.steps},
+            "steps": {s.step: {"status": s.status, "rows": s.rows} for s in record.steps},
         }
 
     # --- runs --------------------------------------------------------------------------

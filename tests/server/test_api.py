@@ -192,7 +192,8 @@ async def test_a_run_goes_from_post_to_success_with_rows_and_its_executed_notebo
     _, pipelines = await api("pipelines")
     last = pipelines["pipelines"][0]["last_run"]
     assert last["id"] == run_id
-    assert last["steps"]["revenue"] == "success"
+    assert last["steps"]["revenue"]["status"] == "success"
+    assert last["steps"]["revenue"]["rows"] == rows["revenue"]
 
     page = await jp_fetch("etl-nb", "api", "runs", run_id, "notebook")
     assert page.headers["Content-Type"].startswith("text/html")
