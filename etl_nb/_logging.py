@@ -8,6 +8,7 @@ wherever the host sends that logger, as ``key=value`` text.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import structlog
@@ -36,6 +37,17 @@ if not any(isinstance(f, _RedactingFilter) for f in _logger.filters):
     _logger.addFilter(_RedactingFilter())
 
 
+LOG_FORMAT_ENV = "ETL_NB_LOG_FORMAT"  # "json": one JSON object per line, for log collectors
+
+
+def _renderer() -> Any:
+    if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
+        return structlog.processors.JSONRenderer(default=str)
+    return structlog.processors.KeyValueRenderer(
+        key_order=["event", "pipeline", "run_id", "step"], drop_missing=True
+    )
+
+
 def get_logger(**context: Any) -> Any:
     """A logger that adds ``context`` (pipeline, run_id, step) to every line."""
     logger = structlog.wrap_logger(
@@ -43,9 +55,8 @@ def get_logger(**context: Any) -> Any:
         processors=[
             structlog.stdlib.filter_by_level,
             structlog.processors.add_log_level,
-            structlog.processors.KeyValueRenderer(
-                key_order=["event", "pipeline", "run_id", "step"], drop_missing=True
-            ),
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            _renderer(),
             _redact_line,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,17 +35,57 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a notebook as one recorded pipeline run (papermill)")
     run.add_argument("notebook", metavar="NB")
     _add_params(run)
-    run.add_argument("--backend", choices=["local"], default="local", help="where the run executes")
-    run.add_argument("--timeout", type=float, default=None, help="seconds a cell may run")
+    run.add_argument("--backend", choices=["local", "celery"], default="local", help="where the run executes")
+    run.add_argument(
+        "--timeout", type=_duration, default=None, help="how long the run may take: 90s, 30m, 2h"
+    )
 
     runs = commands.add_parser("runs", help="recent runs, newest first")
-    runs.add_argument("--pipeline", metavar="NB", help="only this notebook's (or pipeline's) runs")
+    runs.add_argument(
+        "--pipeline", metavar="NB", help="only this notebook's (or pipeline's) runs, with trends"
+    )
+    runs.add_argument("--status", choices=["queued", "running", "success", "failed", "warned"])
     runs.add_argument("--limit", type=_positive_int, default=20)
-    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.add_argument("--json", action="store_true", help="print JSON (each run with its steps)")
 
     show = commands.add_parser("show", help="one run: steps, rows, times, error")
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--json", action="store_true", help="print JSON")
+
+    schedule = commands.add_parser("schedule", help="add, list, pause, resume or remove schedules")
+    actions = schedule.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    add = actions.add_parser("add", help="run NB on a cron schedule")
+    add.add_argument("notebook", metavar="NB")
+    add.add_argument("--cron", required=True, metavar="EXPR", help="five fields, e.g. '0 6 * * *'")
+    add.add_argument("--tz", default="UTC", metavar="ZONE", help="IANA time zone (default UTC)")
+    _add_params(add)
+    add.add_argument("--timeout", type=_duration, default=None, metavar="D", help="90s, 30m, 2h")
+    add.add_argument("--retries", type=_count, default=0, metavar="N", help="attempts after a failure")
+    add.add_argument("--alert", action="append", default=[], metavar="URL_OR_MAILTO", help="repeatable")
+    add.add_argument("--alert-on", choices=["failure", "always"], default="failure")
+    listing = actions.add_parser("list", help="schedules with their next slot and last run")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    for verb, text in (("pause", "stop starting runs"), ("resume", "start runs again"), ("remove", "delete")):
+        actions.add_parser(verb, help=text).add_argument("schedule_id", metavar="ID")
+
+    scheduler = commands.add_parser(
+        "scheduler", help="run due schedules until stopped (SIGTERM: finish, exit)"
+    )
+    scheduler.add_argument("--backend", choices=["local", "celery"], default="local")
+    scheduler.add_argument("--interval", type=_duration, default=30.0, help="longest wait between looks")
+    _add_logging(scheduler)
+
+    worker = commands.add_parser("worker", help="a Celery worker for runs queued with --backend celery")
+    worker.add_argument("--concurrency", type=_positive_int, default=2, metavar="N")
+    _add_logging(worker)
+
+    backfill = commands.add_parser("backfill", help="one recorded run per value of a parameter (resumable)")
+    backfill.add_argument("notebook", metavar="NB")
+    backfill.add_argument("--param", required=True, metavar="NAME")
+    backfill.add_argument("--from", dest="start", required=True, metavar="A")
+    backfill.add_argument("--to", dest="end", required=True, metavar="B")
+    backfill.add_argument("--step", default=None, help="1d, 7d for dates; 1, 10 for whole numbers")
+    backfill.add_argument("--parallel", type=_positive_int, default=1, metavar="N")
 
     export = commands.add_parser("export", help="write a notebook as a plain script or notebook (no magics)")
     export.add_argument("notebook", metavar="NB")
@@ -67,6 +108,26 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["text", "json"], default=None, help="json: JSON lines")
+    parser.add_argument("--log-file", metavar="PATH", default=None, help="a rotating log file")
+
+
+def _duration(text: str) -> float:
+    from etl_nb.runs.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except EtlError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number from 0 to 100")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0")
@@ -87,24 +148,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from etl_nb.runs.execute import check_parameters, execute_notebook
+    from etl_nb.runs.executor import execute_claimed, reap
+    from etl_nb.runs.submit import dispatch, queue_run
+    from etl_nb.store.queue import ACTIVE, RunQueue
 
-    params = check_parameters(dict(args.param))
-    result = execute_notebook(args.notebook, params, timeout=args.timeout, progress=sys.stderr.isatty())
-    _print_run(result.run_id)
-    return EXIT_OK if result.status == "success" else EXIT_FAILED_RUN
+    reap()
+    run_id = queue_run(
+        args.notebook, dict(args.param), trigger="manual", backend=args.backend, timeout=args.timeout
+    )
+    if args.backend == "local":
+        # In this process, holding the run's lease: a killed `etl-nb run` is reaped as worker lost.
+        execute_claimed(run_id, progress=sys.stderr.isatty())
+    else:
+        dispatch(run_id, args.backend)
+        queue = RunQueue()
+        while (queue.status(run_id) or "failed") in ACTIVE:
+            time.sleep(0.5)
+            reap()
+    _print_run(run_id)
+    return EXIT_OK if RunQueue().status(run_id) == "success" else EXIT_FAILED_RUN
 
 
 def _runs(args: argparse.Namespace) -> int:
     from etl_nb.notebook.reader import pipeline_name
-    from etl_nb.store import RunStore
+    from etl_nb.runs.executor import reap
+    from etl_nb.runs.metrics import recent_runs, run_dict, trends
+    from etl_nb.store.queue import RunQueue
 
+    reap()
     pipeline = args.pipeline
     if pipeline and pipeline.endswith(".ipynb"):
         pipeline = pipeline_name(pipeline)
-    records = RunStore().list_runs(pipeline=pipeline, limit=args.limit)
+    records = recent_runs(pipeline=pipeline, status=args.status, limit=args.limit)
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], indent=2, default=str))
+        queue = RunQueue()
+        print(json.dumps([run_dict(r, queue) for r in records], indent=2, default=str))
         return EXIT_OK
     from rich.table import Table
 
@@ -131,19 +209,34 @@ def _runs(args: argparse.Namespace) -> int:
         first_line = escape(((r.error or "").splitlines() or [""])[0][:80])
         table.add_row(*cells, *([first_line] if with_errors else []))
     _console().print(table if records else "No runs recorded yet: run a pipeline with 'etl-nb run NB'.")
+    if pipeline and records:
+        trend = trends(records)
+        median = trend["median_seconds"]
+        _console().print(
+            f"seconds (oldest to newest): {trend['seconds_trend']}"
+            + (f"  median {median:.2f}s" if median is not None else "")
+            + f"\nrows    (oldest to newest): {trend['rows_trend'] or '-'}"
+            + f"\n{trend['failed']} of {trend['runs']} runs failed"
+        )
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
+    from etl_nb.runs.executor import reap
+    from etl_nb.runs.metrics import run_dict
     from etl_nb.store import RunStore
+    from etl_nb.store.queue import RunQueue
 
+    if not args.run_id.strip():
+        raise EtlError("Give a run id (or a unique prefix of one). See 'etl-nb runs'.")
+    reap()
     record = RunStore().get_run(args.run_id)
     if record is None:
         raise EtlError(
             f"No run '{args.run_id}' in the store (or the prefix matches several). See 'etl-nb runs'."
         )
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(json.dumps(run_dict(record, RunQueue()), indent=2, default=str))
         return EXIT_OK
     _print_run(record.id)
     return EXIT_OK
@@ -188,6 +281,108 @@ def _status(status: str) -> str:
     return f"[{colour}]{status}[/]"
 
 
+def _schedule(args: argparse.Namespace) -> int:
+    from etl_nb.runs import ScheduleStore, add_schedule
+
+    if args.action == "add":
+        added = add_schedule(
+            args.notebook,
+            args.cron,
+            timezone=args.tz,
+            params=dict(args.param),
+            timeout=args.timeout,
+            retries=args.retries,
+            alerts=args.alert,
+            alert_on=args.alert_on,
+        )
+        shown = added.to_dict()
+        print(
+            f"added schedule {added.id}: {added.notebook} at '{added.cron}' ({added.timezone}), "
+            f"next {shown['next_slot']} ({shown['next_slot_utc']} UTC)"
+        )
+        return EXIT_OK
+    store = ScheduleStore()
+    if args.action == "list":
+        return _list_schedules(store, as_json=args.json)
+    changed = getattr(store, args.action)(args.schedule_id)
+    print(f"{_past(args.action)} schedule {changed.id} ({changed.notebook})")
+    return EXIT_OK
+
+
+def _past(verb: str) -> str:
+    return {"pause": "paused", "resume": "resumed", "remove": "removed"}[verb]
+
+
+def _list_schedules(store: Any, *, as_json: bool) -> int:
+    found = [s.to_dict() for s in store.list()]
+    if as_json:
+        print(json.dumps(found, indent=2, default=str))
+        return EXIT_OK
+    if not found:
+        print("No schedules yet: add one with 'etl-nb schedule add NB --cron \"0 6 * * *\"'.")
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(box=None)
+    for name in ("id", "notebook", "cron", "zone", "next (zone)", "next (UTC)", "last run", "state"):
+        table.add_column(name, no_wrap=True)
+    for s in found:
+        last = s["last_run"]
+        table.add_row(
+            s["id"],
+            escape(s["notebook"]),
+            escape(s["cron"]),
+            s["timezone"],
+            (s["next_slot"] or "")[:16].replace("T", " "),
+            (s["next_slot_utc"] or "")[:16].replace("T", " "),
+            _status(last["status"]) + f" {last['id']}" if last else "",
+            "paused" if s["paused"] else "active",
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from etl_nb.runs.logs import configure_logging
+    from etl_nb.runs.scheduler import Scheduler
+
+    configure_logging(args.log_format, args.log_file)
+    Scheduler(backend=args.backend, interval=args.interval).run()
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from etl_nb.runs.logs import configure_logging
+
+    configure_logging(args.log_format, args.log_file)
+    # Celery is imported only for this command: it is heavy and an optional extra.
+    from etl_nb.runs.celery_app import run_worker
+
+    run_worker(concurrency=args.concurrency)
+    return EXIT_OK
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from etl_nb.runs.backfill import run_backfill
+
+    def report(value: str, status: str, run_id: str) -> None:
+        print(f"{args.param}={value}: {status} (run {run_id})", flush=True)
+
+    done = run_backfill(
+        args.notebook,
+        args.param,
+        args.start,
+        args.end,
+        step=args.step,
+        parallel=args.parallel,
+        on_done=report,
+    )
+    verb = "resumed" if done.resumed else "ran"
+    good = len(done.values) - len(done.failed)
+    print(f"backfill {done.id} {verb}: {good} of {len(done.values)} values succeeded")
+    return EXIT_FAILED_RUN if done.failed else EXIT_OK
+
+
 def _export(args: argparse.Namespace) -> int:
     from etl_nb.notebook.export import export_notebook
 
@@ -196,7 +391,16 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _run, "runs": _runs, "show": _show, "export": _export}
+_COMMANDS = {
+    "run": _run,
+    "runs": _runs,
+    "show": _show,
+    "schedule": _schedule,
+    "scheduler": _scheduler,
+    "worker": _worker,
+    "backfill": _backfill,
+    "export": _export,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,6 +20,7 @@ from typing import Any
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.pipeline import RUN_ID_ENV, new_run_id
+from etl_nb.runs.runtime import kernel_runtime_folder
 from etl_nb.store import RunStore, default_store_url
 
 NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
@@ -54,8 +55,13 @@ def execute_notebook(
     trigger: str = "manual",
     timeout: float | None = None,
     progress: bool = False,
+    recorded: bool = False,
 ) -> NotebookRun:
-    """Run ``notebook`` with papermill, injecting ``params``, and record the run."""
+    """Run ``notebook`` with papermill, injecting ``params``, and record the run.
+
+    ``recorded``: the run is already in the store (queued, then claimed by
+    ``etl_nb.runs.executor``), so its start is not recorded again.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -71,10 +77,11 @@ def execute_notebook(
     nb, defaults = _prepared(source)
     # Record what the run really used: the parameters cell's values, then -p over them.
     values = {**defaults, **(params or {})}
-    store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
+    if not recorded:
+        store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
     try:
-        with _kernel_environment(run_id, store_url, source):
+        with _kernel_environment(run_id, store_url, source), kernel_runtime_folder() as runtime:
             papermill.execute_notebook(
                 nb,
                 str(output),
@@ -83,7 +90,7 @@ def execute_notebook(
                 progress_bar=progress,
                 execution_timeout=timeout,
                 log_output=False,
-                kernel_manager_class=_ipc_kernel_manager(),
+                kernel_manager_class=_ipc_kernel_manager(runtime),
             )
     except PapermillExecutionError as exc:
         status, error = "failed", _execution_error(exc)
@@ -119,8 +126,12 @@ def _prepared(source: Path) -> tuple[Any, dict[str, Any]]:
     return nb, defaults
 
 
-def _ipc_kernel_manager() -> type:
-    """A kernel manager on local sockets: no TCP port, and no plain-text warning on every run."""
+def _ipc_kernel_manager(runtime: Path) -> type:
+    """A kernel manager on local sockets: no TCP port, and no plain-text warning on every run.
+
+    Its connection file and sockets live in ``runtime``, the run's own folder,
+    so kernels started side by side in one notebook folder never collide.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -128,6 +139,14 @@ def _ipc_kernel_manager() -> type:
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
+
+        @default("connection_file")
+        def _default_connection_file(self) -> str:
+            return str(runtime / "kernel.json")
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(runtime / "kernel-ipc")
 
     return IpcKernelManager
 
