@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Type, Unicode, default
+from traitlets import Enum, Unicode, default
 
 from etl_nb.server.handlers import routes
-from etl_nb.server.launch import RunLauncher, SubprocessLauncher
 from etl_nb.server.service import PanelService
 
 
@@ -35,11 +33,12 @@ class EtlNbApp(ExtensionApp):
         config=True,
         help="The run store's SQLAlchemy URL. Default: ETL_NB_STORE_URL, else SQLite in HOME/.etl_nb/.",
     )
-    launcher_class = Type(
-        default_value=SubprocessLauncher,
-        klass=RunLauncher,
+    backend = Enum(
+        ["local", "celery"],
+        default_value="local",
         config=True,
-        help="How POST runs starts a run in the background (a RunLauncher subclass).",
+        help="Where runs started from the panel execute: 'local' (a process on this machine) or "
+        "'celery' (a worker, through ETL_NB_BROKER_URL), as `etl-nb run --backend`.",
     )
 
     @default("home")
@@ -55,10 +54,16 @@ class EtlNbApp(ExtensionApp):
         return str(self.serverapp.root_dir) if self.serverapp is not None else os.getcwd()
 
     def initialize_settings(self) -> None:
-        """Build the service the handlers share."""
+        """Build the service the handlers share, and point this process's runs at the project.
+
+        ``ETL_NB_HOME`` and ``ETL_NB_STORE_URL`` are set in the server's
+        environment: runs the panel starts, and kernels JupyterLab starts,
+        then record into the same store the panel reads.
+        """
         home = Path(self.home).resolve()
-        launcher: Any = self.launcher_class
-        self.service = PanelService(Path(self._root()), self.store_url, launcher(home, self.store_url))
+        os.environ["ETL_NB_HOME"] = str(home)
+        os.environ["ETL_NB_STORE_URL"] = self.store_url
+        self.service = PanelService(Path(self._root()), home, self.store_url, self.backend)
         self.log.info("etl_nb: pipelines under %s, runs recorded in %s", self._root(), home / ".etl_nb")
 
     def initialize_handlers(self) -> None:

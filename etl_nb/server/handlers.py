@@ -134,6 +134,40 @@ class RunHandler(EtlNbHandler):
         self.answer(await self.off_loop(self.service.run, run_id))
 
 
+class SchedulesHandler(EtlNbHandler):
+    """``GET schedules`` and ``POST schedules``."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        """Every schedule with its next slot and last run."""
+        self.answer({"schedules": await self.off_loop(self.service.schedules)})
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self) -> None:
+        """Add a schedule (201)."""
+        body = self.json_body()
+        self.answer(await self.off_loop(self.service.add_schedule, body), status=201)
+
+
+class ScheduleHandler(EtlNbHandler):
+    """``PATCH schedules/ID`` (pause, resume) and ``DELETE schedules/ID``."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def patch(self, schedule_id: str) -> None:
+        """``{"paused": true|false}``."""
+        body = self.json_body()
+        self.answer(await self.off_loop(self.service.update_schedule, schedule_id, body))
+
+    @tornado.web.authenticated
+    @json_errors
+    async def delete(self, schedule_id: str) -> None:
+        """Remove the schedule; answers with what was removed."""
+        self.answer(await self.off_loop(self.service.remove_schedule, schedule_id))
+
+
 class RunNotebookHandler(JupyterHandler):
     """``GET runs/ID/notebook``: the executed notebook as HTML, to read in a browser tab.
 
@@ -183,10 +217,13 @@ def routes(service: PanelService) -> list[tuple[str, type[tornado.web.RequestHan
     """The API's URL patterns (relative to the server's base URL) and handlers."""
     kwargs = {"service": service}
     run_id = r"(?P<run_id>[A-Za-z0-9_.:-]+)"
+    schedule_id = r"(?P<schedule_id>[A-Za-z0-9_-]+)"
     return [
         (f"{API}/version", VersionHandler, kwargs),
         (f"{API}/pipelines", PipelinesHandler, kwargs),
         (f"{API}/runs", RunsHandler, kwargs),
         (f"{API}/runs/{run_id}", RunHandler, kwargs),
         (f"{API}/runs/{run_id}/notebook", RunNotebookHandler, kwargs),
+        (f"{API}/schedules", SchedulesHandler, kwargs),
+        (f"{API}/schedules/{schedule_id}", ScheduleHandler, kwargs),
     ]

@@ -215,3 +215,68 @@ async def _finished(api: Any, run_id: str) -> dict[str, Any]:
             return dict(run)
         await asyncio.sleep(0.25)
     raise AssertionError(f"run {run_id} did not finish: {run}")
+
+
+async def test_post_runs_refuses_a_parameter_the_notebook_does_not_define_with_the_closest_name(
+    api: Any, workspace: Path
+) -> None:
+    status, answer = await api(
+        "runs", method="POST", body={"notebook": "quickstart.ipynb", "params": {"start_dat": "2026-01-01"}}
+    )
+    assert status == 400
+    assert "start_date" in answer["message"]
+    _, runs = await api("runs")
+    assert runs["runs"] == []
+
+
+async def test_a_schedule_is_added_paused_resumed_and_removed(api: Any, workspace: Path) -> None:
+    assert await api("schedules") == (200, {"schedules": []})
+    status, added = await api(
+        "schedules",
+        method="POST",
+        body={"notebook": "quickstart.ipynb", "cron": "0 6 * * *", "timezone": "Europe/Paris"},
+    )
+    assert status == 201
+    assert added["pipeline"] == "quickstart"
+    assert added["notebook_path"] == "quickstart.ipynb"
+    assert added["timezone"] == "Europe/Paris"
+    assert added["next_slot"].endswith(("+01:00", "+02:00"))
+    assert not added["paused"]
+
+    status, paused = await api("schedules", added["id"], method="PATCH", body={"paused": True})
+    assert (status, paused["paused"], paused["next_slot"]) == (200, True, None)
+    _, resumed = await api("schedules", added["id"], method="PATCH", body={"paused": False})
+    assert resumed["paused"] is False
+    _, listed = await api("schedules")
+    assert [s["id"] for s in listed["schedules"]] == [added["id"]]
+
+    status, removed = await api("schedules", added["id"], method="DELETE")
+    assert (status, removed["id"]) == (200, added["id"])
+    assert await api("schedules") == (200, {"schedules": []})
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"notebook": "quickstart.ipynb", "cron": "every morning"}, "cron"),
+        ({"notebook": "quickstart.ipynb", "cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "Mars/Olympus"),
+        ({"notebook": "quickstart.ipynb", "cron": "0 6 * * *", "params": {"start": "x"}}, "start_date"),
+        ({"notebook": "quickstart.ipynb", "cron": "0 6 * * *", "every": "day"}, "every"),
+        ({"notebook": "../quickstart.ipynb", "cron": "0 6 * * *"}, "outside the server's root"),
+    ],
+)
+async def test_a_bad_schedule_is_refused_with_the_reason(
+    api: Any, workspace: Path, body: dict[str, Any], words: str
+) -> None:
+    status, answer = await api("schedules", method="POST", body=body)
+    assert status in (400, 403)
+    assert words in answer["message"]
+
+
+async def test_unknown_schedule_ids_are_404s_and_a_bad_patch_is_a_400(api: Any, workspace: Path) -> None:
+    assert (await api("schedules", "feedbeef", method="PATCH", body={"paused": True}))[0] == 404
+    assert (await api("schedules", "feedbeef", method="DELETE"))[0] == 404
+    _, added = await api("schedules", method="POST", body={"notebook": "quickstart.ipynb", "cron": "@daily"})
+    status, answer = await api("schedules", added["id"], method="PATCH", body={"paused": "yes"})
+    assert status == 400
+    assert "paused" in answer["message"]
