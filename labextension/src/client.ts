@@ -5,7 +5,7 @@
  * `ServerConnection.makeRequest` (see index.ts), so Jupyter's token and XSRF
  * handling apply to each request. Tests pass a fake one.
  */
-import { IPipeline, IRun, IStartedRun, IVersion } from './model';
+import { INewSchedule, IPipeline, IRun, ISchedule, IStartedRun, IVersion } from './model';
 
 /** Sends `init` to the API path (relative to `/etl-nb/api/`) and resolves with the response. */
 export type Requester = (path: string, init: RequestInit) => Promise<Response>;
@@ -62,6 +62,29 @@ export class EtlNbClient {
   /** `POST runs`: start a recorded run of `notebook` (a path under the server's root). */
   startRun(notebook: string, params: Record<string, unknown> = {}): Promise<IStartedRun> {
     return this.call<IStartedRun>('runs', { method: 'POST', body: JSON.stringify({ notebook, params }) });
+  }
+
+  /** `GET schedules`. */
+  async schedules(): Promise<ISchedule[]> {
+    return (await this.call<{ schedules: ISchedule[] }>('schedules')).schedules;
+  }
+
+  /** `POST schedules`: run `notebook` on `cron` in `timezone`. */
+  addSchedule(schedule: INewSchedule): Promise<ISchedule> {
+    return this.call<ISchedule>('schedules', { method: 'POST', body: JSON.stringify(schedule) });
+  }
+
+  /** `PATCH schedules/ID`: pause (`true`) or resume (`false`). */
+  setPaused(id: string, paused: boolean): Promise<ISchedule> {
+    return this.call<ISchedule>(`schedules/${encodeURIComponent(id)}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ paused })
+    });
+  }
+
+  /** `DELETE schedules/ID`. */
+  removeSchedule(id: string): Promise<ISchedule> {
+    return this.call<ISchedule>(`schedules/${encodeURIComponent(id)}`, { method: 'DELETE' });
   }
 
   /** The API path of a run's executed notebook page. */

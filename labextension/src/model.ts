@@ -95,6 +95,68 @@ export interface IStartedRun {
   pipeline: string;
 }
 
+export interface ISchedule {
+  id: string;
+  notebook: string;
+  notebook_path: string | null;
+  pipeline: string;
+  cron: string;
+  timezone: string;
+  params: Record<string, unknown>;
+  paused: boolean;
+  next_slot: string | null;
+  last_run: { id?: string; status?: RunStatus } | null;
+}
+
+export interface INewSchedule {
+  notebook: string;
+  cron: string;
+  timezone: string;
+  params?: Record<string, unknown>;
+}
+
+/** The zone a new schedule starts with: the browser's own, else UTC. */
+export function defaultTimezone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+/** The IANA zones the browser knows, for the zone field's suggestions. */
+export function knownTimezones(): string[] {
+  const intl = Intl as unknown as { supportedValuesOf?: (key: string) => string[] };
+  const zones = intl.supportedValuesOf ? intl.supportedValuesOf('timeZone') : [];
+  return zones.includes('UTC') ? zones : ['UTC', ...zones];
+}
+
+/** A schedule's next slot in its own zone, as the server gives it: `2026-12-02 06:00 (Europe/Paris)`. */
+export function formatSlot(schedule: ISchedule): string {
+  if (schedule.paused) {
+    return 'paused';
+  }
+  if (!schedule.next_slot) {
+    return 'no next slot';
+  }
+  return `next ${schedule.next_slot.slice(0, 16).replace('T', ' ')} (${schedule.timezone})`;
+}
+
+/** A cron field's obvious mistakes, before the server checks it for real; null when it looks right. */
+export function cronProblem(cron: string): string | null {
+  const text = cron.trim();
+  if (!text) {
+    return 'Give a cron expression, e.g. 0 6 * * * (every day at 06:00).';
+  }
+  if (text.startsWith('@')) {
+    return null;
+  }
+  const fields = text.split(/\s+/).length;
+  return fields === 5 || fields === 6
+    ? null
+    : `A cron expression has 5 fields (minute hour day month weekday), not ${fields}: e.g. 0 6 * * *.`;
+}
+
 /** A run that is still going: the panel refreshes while one exists. */
 export function isActive(status: RunStatus): boolean {
   return status === 'queued' || status === 'running';
@@ -244,10 +306,13 @@ export function layoutDag(steps: IStep[], edges: [string, string][]): IDagLayout
   return { nodes: ids.map(id => boxes.get(id)!), edges: drawn, width, height };
 }
 
-/** Seconds as people read a run's duration: `0.8 s`, `12 s`, `3 min 5 s`, `1 h 2 min`. */
+/** Seconds as people read a run's duration: `35 ms`, `2.4 s`, `12 s`, `3 min 5 s`, `1 h 2 min`. */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {
     return '—';
+  }
+  if (seconds < 1) {
+    return `${Math.round(seconds * 1000)} ms`;
   }
   if (seconds < 10) {
     return `${seconds.toFixed(1)} s`;

@@ -1,6 +1,7 @@
 /**
  * The "ETL pipelines" sidebar: pipelines with their DAG, parameters and
- * problems, a Run button with a parameters form, and recent runs.
+ * problems, a Run button with a parameters form, recent runs, and schedules
+ * (add with a cron expression and a zone, pause, resume, delete).
  *
  * Plain DOM in a Lumino widget (no UI framework in the bundle). Each
  * refresh redraws the sections from the API's answers; what the user is
@@ -11,12 +12,17 @@ import { Widget } from '@lumino/widgets';
 
 import { ApiError, EtlNbClient } from './client';
 import {
+  cronProblem,
+  defaultTimezone,
   formatDuration,
+  formatSlot,
   formatRows,
   formatWhen,
   IPipeline,
   IRun,
+  ISchedule,
   isActive,
+  knownTimezones,
   layoutDag,
   parameterText,
   parseParameter,
@@ -81,7 +87,11 @@ export class EtlPipelinesPanel extends Widget {
   private readonly messageNode: HTMLElement;
   private readonly pipelinesNode: HTMLElement;
   private readonly runsNode: HTMLElement;
+  private readonly schedulesNode: HTMLElement;
   private pipelines: IPipeline[] = [];
+  private schedules: ISchedule[] = [];
+  private readonly draft = { notebook: '', cron: '', timezone: defaultTimezone() };
+  private confirmingDelete: string | null = null;
   private runs: IRun[] = [];
   private verified = false;
   private loaded = false;
@@ -104,11 +114,13 @@ export class EtlPipelinesPanel extends Widget {
     this.messageNode = h('div', { class: 'etl-nb-message', role: 'status', 'aria-live': 'polite' });
     this.pipelinesNode = h('section', { class: 'etl-nb-pipelines', 'aria-label': 'Pipelines' });
     this.runsNode = h('section', { class: 'etl-nb-runs', 'aria-label': 'Recent runs' });
+    this.schedulesNode = h('section', { class: 'etl-nb-schedules', 'aria-label': 'Schedules' });
     this.node.append(
       h('header', { class: 'etl-nb-header' }, h('h2', {}, 'ETL pipelines'), refresh),
       this.messageNode,
       this.pipelinesNode,
-      this.runsNode
+      this.runsNode,
+      this.schedulesNode
     );
     this.renderLoading();
   }
@@ -172,9 +184,14 @@ export class EtlPipelinesPanel extends Widget {
         }
         this.verified = true;
       }
-      const [pipelines, runs] = await Promise.all([client.pipelines(), client.runs({ limit: RECENT_RUNS })]);
+      const [pipelines, runs, schedules] = await Promise.all([
+        client.pipelines(),
+        client.runs({ limit: RECENT_RUNS }),
+        client.schedules()
+      ]);
       this.pipelines = pipelines;
       this.runs = runs;
+      this.schedules = schedules;
       await this.loadExpandedRuns();
       this.loaded = true;
       if (this.notice?.fromLoad) {
@@ -201,6 +218,7 @@ export class EtlPipelinesPanel extends Widget {
     if (!this.loaded) {
       this.pipelinesNode.replaceChildren();
       this.runsNode.replaceChildren();
+      this.schedulesNode.replaceChildren();
     }
     this.renderMessage();
   }
@@ -237,6 +255,7 @@ export class EtlPipelinesPanel extends Widget {
     this.renderMessage();
     this.renderPipelines();
     this.renderRuns();
+    this.renderSchedules();
     this.restoreFocus(focused);
   }
 
@@ -455,6 +474,137 @@ export class EtlPipelinesPanel extends Widget {
     return item;
   }
 
+  private renderSchedules(): void {
+    const title = h('h3', {}, `Schedules (${this.schedules.length})`);
+    const list = this.schedules.length
+      ? h('ul', { class: 'etl-nb-schedule-list' }, ...this.schedules.map(s => this.renderSchedule(s)))
+      : h('p', { class: 'etl-nb-empty' }, 'No schedules: add one below, or with `etl-nb schedule add`.');
+    this.schedulesNode.replaceChildren(title, list, this.renderScheduleForm());
+  }
+
+  private renderSchedule(schedule: ISchedule): HTMLElement {
+    const toggle = h(
+      'button',
+      { class: 'etl-nb-button', type: 'button', 'data-focus': `pause:${schedule.id}` },
+      schedule.paused ? 'Resume' : 'Pause'
+    );
+    toggle.addEventListener('click', () =>
+      void this.act(() => this.options.client.setPaused(schedule.id, !schedule.paused))
+    );
+    const confirming = this.confirmingDelete === schedule.id;
+    const remove = h(
+      'button',
+      { class: `etl-nb-button${confirming ? ' etl-nb-danger' : ''}`, type: 'button', 'data-focus': `delete:${schedule.id}` },
+      confirming ? 'Confirm delete' : 'Delete'
+    );
+    remove.addEventListener('click', () => {
+      if (this.confirmingDelete !== schedule.id) {
+        this.confirmingDelete = schedule.id; // a second press deletes: no schedule is lost to one slip
+        this.render();
+        return;
+      }
+      this.confirmingDelete = null;
+      void this.act(() => this.options.client.removeSchedule(schedule.id));
+    });
+    const last = schedule.last_run?.status;
+    return h(
+      'li',
+      { class: `etl-nb-schedule${schedule.paused ? ' etl-nb-paused' : ''}`, 'data-schedule': schedule.id },
+      h(
+        'div',
+        { class: 'etl-nb-schedule-head' },
+        h('span', { class: 'etl-nb-run-pipeline' }, schedule.pipeline),
+        h('code', { class: 'etl-nb-cron' }, schedule.cron),
+        last ? h('span', { class: `etl-nb-badge ${statusClass(last)}`, title: 'last run' }, last) : null
+      ),
+      h('div', { class: 'etl-nb-run-facts' }, h('span', {}, formatSlot(schedule))),
+      h('div', { class: 'etl-nb-schedule-actions' }, toggle, remove)
+    );
+  }
+
+  private renderScheduleForm(): HTMLElement {
+    const form = h('form', { class: 'etl-nb-schedule-form', 'aria-label': 'Add a schedule' });
+    const error = h('div', { class: 'etl-nb-form-error', role: 'alert' });
+    if (!this.pipelines.some(p => p.path === this.draft.notebook)) {
+      this.draft.notebook = this.pipelines[0]?.path ?? '';
+    }
+    const notebook = h(
+      'select',
+      { id: 'etl-nb-schedule-notebook', name: 'notebook', 'data-focus': 'schedule:notebook' },
+      ...this.pipelines.map(p => h('option', { value: p.path, selected: p.path === this.draft.notebook }, p.path))
+    ) as HTMLSelectElement;
+    notebook.addEventListener('change', () => (this.draft.notebook = notebook.value));
+    const cron = h('input', {
+      id: 'etl-nb-schedule-cron',
+      name: 'cron',
+      type: 'text',
+      placeholder: '0 6 * * *',
+      spellcheck: 'false',
+      'data-focus': 'schedule:cron'
+    }) as HTMLInputElement;
+    cron.value = this.draft.cron;
+    cron.addEventListener('input', () => (this.draft.cron = cron.value));
+    const zones = h('datalist', { id: 'etl-nb-zones' }, ...knownTimezones().map(z => h('option', { value: z })));
+    const tz = h('input', {
+      id: 'etl-nb-schedule-tz',
+      name: 'tz',
+      type: 'text',
+      list: 'etl-nb-zones',
+      spellcheck: 'false',
+      'data-focus': 'schedule:tz'
+    }) as HTMLInputElement;
+    tz.value = this.draft.timezone;
+    tz.addEventListener('input', () => (this.draft.timezone = tz.value));
+    const add = h('button', { class: 'etl-nb-button', type: 'submit', 'data-focus': 'schedule:add' }, 'Add schedule');
+    form.addEventListener('submit', event => {
+      event.preventDefault();
+      const problem = !notebook.value ? 'No pipeline to schedule yet.' : cronProblem(cron.value);
+      error.textContent = problem ?? '';
+      if (problem) {
+        return;
+      }
+      add.setAttribute('disabled', '');
+      void this.act(async () => {
+        const added = await this.options.client.addSchedule({
+          notebook: notebook.value,
+          cron: cron.value.trim(),
+          timezone: tz.value.trim() || 'UTC'
+        });
+        this.draft.cron = '';
+        return added;
+      }, error).finally(() => add.removeAttribute('disabled'));
+    });
+    return append(
+      form,
+      h(
+        'div',
+        { class: 'etl-nb-fields' },
+        h('div', { class: 'etl-nb-field' }, h('label', { for: notebook.id }, 'notebook'), notebook),
+        h('div', { class: 'etl-nb-field' }, h('label', { for: cron.id }, 'cron'), cron),
+        h('div', { class: 'etl-nb-field' }, h('label', { for: tz.id }, 'zone'), tz)
+      ),
+      zones,
+      error,
+      h('div', { class: 'etl-nb-actions' }, add)
+    );
+  }
+
+  /** Do a schedule change, then refresh; a refusal shows in `where` (or the panel's message). */
+  private async act(change: () => Promise<unknown>, where?: HTMLElement): Promise<void> {
+    try {
+      await change();
+      await this.refresh();
+    } catch (error) {
+      const text = this.describe(error);
+      if (where) {
+        where.textContent = text;
+      } else {
+        this.notice = { text, kind: 'error' };
+        this.renderMessage();
+      }
+    }
+  }
+
   private notebookLink(run: IRun): HTMLElement {
     const theme = this.options.isLight() ? 'light' : 'dark';
     return h(
@@ -473,16 +623,24 @@ export class EtlPipelinesPanel extends Widget {
 
   // --- focus across redraws ----------------------------------------------------------
 
-  private focusKey(): string | null {
+  private focusKey(): { key: string; start: number | null; end: number | null } | null {
     const active = document.activeElement;
-    return active && this.node.contains(active) ? active.getAttribute('data-focus') : null;
+    const key = active && this.node.contains(active) ? active.getAttribute('data-focus') : null;
+    if (!key) {
+      return null;
+    }
+    const field = active instanceof HTMLInputElement && active.type === 'text' ? active : null;
+    return { key, start: field?.selectionStart ?? null, end: field?.selectionEnd ?? null };
   }
 
-  private restoreFocus(key: string | null): void {
-    if (!key) {
+  private restoreFocus(focused: { key: string; start: number | null; end: number | null } | null): void {
+    if (!focused) {
       return;
     }
-    const again = this.node.querySelector<HTMLElement | SVGElement>(`[data-focus="${CSS.escape(key)}"]`);
+    const again = this.node.querySelector<HTMLElement | SVGElement>(`[data-focus="${CSS.escape(focused.key)}"]`);
     again?.focus();
+    if (again instanceof HTMLInputElement && focused.start !== null) {
+      again.setSelectionRange(focused.start, focused.end ?? focused.start); // typing goes on where it was
+    }
   }
 }

@@ -64,11 +64,18 @@ def etl_nb(lab: Lab, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def test_the_panel_shows_the_pipeline_and_runs_it_to_success_with_rows(
+def test_the_panel_runs_the_pipeline_to_success_with_rows_and_adds_a_schedule(
     lab: Lab, browser_tools: dict[str, str], tmp_path: Path
 ) -> None:
     screenshot = tmp_path / "panel.png"
-    events = drive(lab, browser_tools, "run", SCREENSHOT=str(screenshot))
+    events = drive(
+        lab,
+        browser_tools,
+        "run,schedule",
+        SCREENSHOT=str(screenshot),
+        SCHEDULE_CRON="30 6 * * 1-5",
+        SCHEDULE_TZ="Europe/Paris",
+    )
 
     assert events["tab"]["title"] == "ETL pipelines"
     pipeline = events["pipeline"]
@@ -91,6 +98,16 @@ def test_the_panel_shows_the_pipeline_and_runs_it_to_success_with_rows(
     assert recorded["id"] == run["id"]
     assert recorded["status"] == "success"
     assert recorded["trigger"] == "api"
+    # The schedule added in the panel is the one `etl-nb schedule list` shows.
+    [schedule] = etl_nb(lab, "schedule", "list")
+    assert schedule["id"] == events["schedule"]["id"]
+    assert (schedule["cron"], schedule["timezone"], schedule["pipeline"]) == (
+        "30 6 * * 1-5",
+        "Europe/Paris",
+        "quickstart",
+    )
+    assert "30 6 * * 1-5" in events["schedule"]["text"]
+
     assert screenshot.stat().st_size > 10_000
     if UPDATE_SCREENSHOT:
         shutil.copy(screenshot, SCREENSHOT)

@@ -88,4 +88,19 @@ describe('EtlNbClient', () => {
     const { client } = fakeServer(() => new Response('', { status: 502, statusText: 'Bad Gateway' }));
     assert.match((await rejection(client.runs())).message, /502 Bad Gateway/);
   });
+
+  it('adds, pauses and removes schedules with the right verbs and paths', async () => {
+    const { client, sent } = fakeServer(({ init }) => json({ id: 's1', paused: init.method === 'PATCH' }));
+    await client.addSchedule({ notebook: 'q.ipynb', cron: '0 6 * * *', timezone: 'Europe/Paris' });
+    await client.setPaused('s1', true);
+    await client.removeSchedule('s1');
+    assert.deepEqual(
+      sent.map(s => [s.init.method, s.path, s.init.body ?? null]),
+      [
+        ['POST', 'schedules', JSON.stringify({ notebook: 'q.ipynb', cron: '0 6 * * *', timezone: 'Europe/Paris' })],
+        ['PATCH', 'schedules/s1', JSON.stringify({ paused: true })],
+        ['DELETE', 'schedules/s1', null]
+      ]
+    );
+  });
 });

@@ -3,7 +3,11 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 
 import {
+  cronProblem,
   formatDuration,
+  formatSlot,
+  ISchedule,
+  knownTimezones,
   formatRows,
   formatWhen,
   hasEtlCells,
@@ -110,7 +114,10 @@ describe('labels', () => {
 
 describe('formatting', () => {
   it('formats durations for people', () => {
-    assert.deepEqual([0.84, 12.4, 185, 3720, null].map(formatDuration), ['0.8 s', '12 s', '3 min 5 s', '1 h 2 min', '—']);
+    assert.deepEqual(
+      [0.035, 2.44, 12.4, 185, 3720, null].map(formatDuration),
+      ['35 ms', '2.4 s', '12 s', '3 min 5 s', '1 h 2 min', '—']
+    );
   });
 
   it('formats row counts with separators', () => {
@@ -169,5 +176,38 @@ describe('hasEtlCells', () => {
     assert.equal(hasEtlCells(['import x', '%%etl extract a --from b\nSELECT 1']), true);
     assert.equal(hasEtlCells(['%load_ext etl_nb\n%etl connect lake ./data']), true);
     assert.equal(hasEtlCells(['print("use %%etl cells")', '# notes']), false);
+  });
+});
+
+describe('schedules', () => {
+  const schedule: ISchedule = {
+    id: 'abc',
+    notebook: 'quickstart.ipynb',
+    notebook_path: 'quickstart.ipynb',
+    pipeline: 'quickstart',
+    cron: '0 6 * * *',
+    timezone: 'Europe/Paris',
+    params: {},
+    paused: false,
+    next_slot: '2026-12-02T06:00:00+01:00',
+    last_run: null
+  };
+
+  it('shows the next slot in the schedule\'s own zone, or that it is paused', () => {
+    assert.equal(formatSlot(schedule), 'next 2026-12-02 06:00 (Europe/Paris)');
+    assert.equal(formatSlot({ ...schedule, paused: true, next_slot: null }), 'paused');
+  });
+
+  it('catches a cron expression with the wrong number of fields before sending it', () => {
+    assert.equal(cronProblem('0 6 * * *'), null);
+    assert.equal(cronProblem('@daily'), null);
+    assert.match(cronProblem('0 6 *')!, /5 fields .* not 3/);
+    assert.match(cronProblem('  ')!, /Give a cron expression/);
+  });
+
+  it('suggests IANA zones, UTC among them', () => {
+    const zones = knownTimezones();
+    assert.ok(zones.includes('UTC'));
+    assert.ok(zones.includes('Europe/Paris'));
   });
 });
