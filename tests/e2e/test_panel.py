@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,12 @@ def test_the_panel_runs_the_pipeline_to_success_with_rows_and_adds_a_schedule(
     assert screenshot.stat().st_size > 10_000
     if UPDATE_SCREENSHOT:
         shutil.copy(screenshot, SCREENSHOT)
+
+
+def test_the_real_lab_refuses_the_api_without_the_token(lab: Lab) -> None:
+    for method, path in (("GET", "runs"), ("GET", "pipelines"), ("POST", "runs")):
+        body = b'{"notebook": "quickstart.ipynb"}' if method == "POST" else None
+        request = urllib.request.Request(f"{lab.url}/etl-nb/api/{path}", data=body, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403, (method, path)
