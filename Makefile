@@ -54,6 +54,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	npm run --silent lint
 
 test: lint jstest
 	$(BIN)/pytest

@@ -37,7 +37,8 @@ const etlIcon = new LabIcon({
 });
 
 function makeRequester(settings: ServerConnection.ISettings): Requester {
-  return (path, init) => ServerConnection.makeRequest(URLExt.join(settings.baseUrl, API_ROOT, path), init, settings);
+  return (path, init) =>
+    ServerConnection.makeRequest(URLExt.join(settings.baseUrl, API_ROOT, path), init, settings);
 }
 
 function notebookSources(panel: NotebookPanel): string[] {
@@ -126,7 +127,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (id) {
         Notification.info(`Started recorded run ${id} of ${path}.`, { autoClose: 4000 });
       } else {
-        Notification.error(`Could not start a run of ${path}: see the ETL pipelines panel.`, { autoClose: 6000 });
+        Notification.error(`Could not start a run of ${path}: see the ETL pipelines panel.`, {
+          autoClose: 6000
+        });
       }
     };
 

@@ -52,7 +52,11 @@ export interface IPanelOptions {
 type Child = Node | string | null | undefined | false;
 
 /** `h('div', {class: 'x'}, child...)`: a small element builder. */
-function h(tag: string, attrs: Record<string, string | number | boolean | null | undefined> = {}, ...children: Child[]): HTMLElement {
+function h(
+  tag: string,
+  attrs: Record<string, string | number | boolean | null | undefined> = {},
+  ...children: Child[]
+): HTMLElement {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === true) {
@@ -109,7 +113,11 @@ export class EtlPipelinesPanel extends Widget {
     this.addClass('etl-nb-panel');
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', 'ETL pipelines');
-    const refresh = h('button', { class: 'etl-nb-button etl-nb-refresh', type: 'button', title: 'Refresh pipelines and runs' }, 'Refresh');
+    const refresh = h(
+      'button',
+      { class: 'etl-nb-button etl-nb-refresh', type: 'button', title: 'Refresh pipelines and runs' },
+      'Refresh'
+    );
     refresh.addEventListener('click', () => void this.refresh());
     this.messageNode = h('div', { class: 'etl-nb-message', role: 'status', 'aria-live': 'polite' });
     this.pipelinesNode = h('section', { class: 'etl-nb-pipelines', 'aria-label': 'Pipelines' });
@@ -269,7 +277,11 @@ export class EtlPipelinesPanel extends Widget {
     if (!notice) {
       return;
     }
-    const dismiss = h('button', { class: 'etl-nb-link', type: 'button', 'aria-label': 'Dismiss message' }, 'Dismiss');
+    const dismiss = h(
+      'button',
+      { class: 'etl-nb-link', type: 'button', 'aria-label': 'Dismiss message' },
+      'Dismiss'
+    );
     dismiss.addEventListener('click', () => {
       this.notice = null;
       this.renderMessage();
@@ -286,7 +298,11 @@ export class EtlPipelinesPanel extends Widget {
     if (!this.pipelines.length) {
       this.pipelinesNode.replaceChildren(
         title,
-        h('p', { class: 'etl-nb-empty' }, 'No notebook with %%etl cells under this folder yet. Add a cell like `%%etl extract orders --from lake` to a notebook.')
+        h(
+          'p',
+          { class: 'etl-nb-empty' },
+          'No notebook with %%etl cells under this folder yet. Add a cell like `%%etl extract orders --from lake` to a notebook.'
+        )
       );
       return;
     }
@@ -294,7 +310,11 @@ export class EtlPipelinesPanel extends Widget {
   }
 
   private renderPipeline(pipeline: IPipeline): HTMLElement {
-    const details = h('details', { class: 'etl-nb-pipeline', 'data-path': pipeline.path, open: !this.closed.has(pipeline.path) });
+    const details = h('details', {
+      class: 'etl-nb-pipeline',
+      'data-path': pipeline.path,
+      open: !this.closed.has(pipeline.path)
+    });
     details.addEventListener('toggle', () => {
       if ((details as HTMLDetailsElement).open) {
         this.closed.delete(pipeline.path);
@@ -307,12 +327,36 @@ export class EtlPipelinesPanel extends Widget {
       'summary',
       { 'data-focus': `summary:${pipeline.path}` },
       h('span', { class: 'etl-nb-pipeline-name' }, pipeline.name),
-      last ? h('span', { class: `etl-nb-badge ${statusClass(last.status)}` }, last.status) : h('span', { class: 'etl-nb-badge etl-nb-status-none' }, 'never run'),
-      pipeline.problems.length ? h('span', { class: 'etl-nb-badge etl-nb-status-failed', title: 'problems in the notebook' }, `${pipeline.problems.length} problem${pipeline.problems.length === 1 ? '' : 's'}`) : null
+      last
+        ? h('span', { class: `etl-nb-badge ${statusClass(last.status)}` }, last.status)
+        : h('span', { class: 'etl-nb-badge etl-nb-status-none' }, 'never run'),
+      pipeline.problems.length
+        ? h(
+            'span',
+            { class: 'etl-nb-badge etl-nb-status-failed', title: 'problems in the notebook' },
+            `${pipeline.problems.length} problem${pipeline.problems.length === 1 ? '' : 's'}`
+          )
+        : null
     );
-    const open = h('button', { class: 'etl-nb-link etl-nb-path', type: 'button', title: 'Open the notebook', 'data-focus': `open:${pipeline.path}` }, pipeline.path);
+    const open = h(
+      'button',
+      {
+        class: 'etl-nb-link etl-nb-path',
+        type: 'button',
+        title: 'Open the notebook',
+        'data-focus': `open:${pipeline.path}`
+      },
+      pipeline.path
+    );
     open.addEventListener('click', () => this.options.openNotebook(pipeline.path));
-    append(details, summary, open, this.renderDag(pipeline), this.renderProblems(pipeline), this.renderForm(pipeline));
+    append(
+      details,
+      summary,
+      open,
+      this.renderDag(pipeline),
+      this.renderProblems(pipeline),
+      this.renderForm(pipeline)
+    );
     return details;
   }
 
@@ -329,12 +373,26 @@ export class EtlPipelinesPanel extends Widget {
       'aria-label': `DAG of ${pipeline.name}: ${pipeline.steps.length} steps`
     });
     const defs = svg('defs');
-    const marker = svg('marker', { id: `etl-nb-arrow-${pipeline.name}`, viewBox: '0 0 8 8', refX: 7, refY: 4, markerWidth: 6, markerHeight: 6, orient: 'auto' });
+    const marker = svg('marker', {
+      id: `etl-nb-arrow-${pipeline.name}`,
+      viewBox: '0 0 8 8',
+      refX: 7,
+      refY: 4,
+      markerWidth: 6,
+      markerHeight: 6,
+      orient: 'auto'
+    });
     marker.append(svg('path', { d: 'M0,0 L8,4 L0,8 z', class: 'etl-nb-dag-arrow' }));
     defs.append(marker);
     root.append(defs);
     for (const edge of layout.edges) {
-      root.append(svg('path', { d: edge.path, class: 'etl-nb-dag-edge', 'marker-end': `url(#etl-nb-arrow-${pipeline.name})` }));
+      root.append(
+        svg('path', {
+          d: edge.path,
+          class: 'etl-nb-dag-edge',
+          'marker-end': `url(#etl-nb-arrow-${pipeline.name})`
+        })
+      );
     }
     const byId = new Map(pipeline.steps.map(s => [s.id, s]));
     for (const box of layout.nodes) {
@@ -368,7 +426,9 @@ export class EtlPipelinesPanel extends Widget {
     return h(
       'ul',
       { class: 'etl-nb-problems', 'aria-label': 'Problems' },
-      ...pipeline.problems.map(p => h('li', {}, p.cell !== null ? h('strong', {}, `cell ${p.cell}: `) : null, p.message))
+      ...pipeline.problems.map(p =>
+        h('li', {}, p.cell !== null ? h('strong', {}, `cell ${p.cell}: `) : null, p.message)
+      )
     );
   }
 
@@ -381,18 +441,46 @@ export class EtlPipelinesPanel extends Widget {
       const stored = this.values.get(key);
       let input: HTMLInputElement;
       if (parameter.type === 'bool') {
-        input = h('input', { type: 'checkbox', id, name: parameter.name, 'data-focus': `param:${key}` }) as HTMLInputElement;
+        input = h('input', {
+          type: 'checkbox',
+          id,
+          name: parameter.name,
+          'data-focus': `param:${key}`
+        }) as HTMLInputElement;
         input.checked = stored !== undefined ? stored === true : parameter.default === true;
         input.addEventListener('change', () => this.values.set(key, input.checked));
       } else {
         const numeric = parameter.type === 'int' || parameter.type === 'float';
-        input = h('input', { type: 'text', id, name: parameter.name, inputmode: numeric ? 'decimal' : null, spellcheck: 'false', 'data-focus': `param:${key}` }) as HTMLInputElement;
+        input = h('input', {
+          type: 'text',
+          id,
+          name: parameter.name,
+          inputmode: numeric ? 'decimal' : null,
+          spellcheck: 'false',
+          'data-focus': `param:${key}`
+        }) as HTMLInputElement;
         input.value = typeof stored === 'string' ? stored : parameterText(parameter);
         input.addEventListener('input', () => this.values.set(key, input.value));
       }
-      return h('div', { class: 'etl-nb-field' }, h('label', { for: id }, parameter.name, parameter.type && parameter.type !== 'str' ? h('span', { class: 'etl-nb-type' }, ` ${parameter.type}`) : null), input);
+      return h(
+        'div',
+        { class: 'etl-nb-field' },
+        h(
+          'label',
+          { for: id },
+          parameter.name,
+          parameter.type && parameter.type !== 'str'
+            ? h('span', { class: 'etl-nb-type' }, ` ${parameter.type}`)
+            : null
+        ),
+        input
+      );
     });
-    const run = h('button', { class: 'etl-nb-button etl-nb-run-button', type: 'submit', 'data-focus': `run:${pipeline.path}` }, 'Run');
+    const run = h(
+      'button',
+      { class: 'etl-nb-button etl-nb-run-button', type: 'submit', 'data-focus': `run:${pipeline.path}` },
+      'Run'
+    );
     form.addEventListener('submit', event => {
       event.preventDefault();
       const params: Record<string, unknown> = {};
@@ -400,7 +488,11 @@ export class EtlPipelinesPanel extends Widget {
       for (const parameter of pipeline.parameters) {
         const key = `${pipeline.path}\u0000${parameter.name}`;
         const input = form.querySelector<HTMLInputElement>(`[name="${CSS.escape(parameter.name)}"]`);
-        const raw = input ? (input.type === 'checkbox' ? input.checked : input.value) : (this.values.get(key) ?? parameterText(parameter));
+        const raw = input
+          ? input.type === 'checkbox'
+            ? input.checked
+            : input.value
+          : (this.values.get(key) ?? parameterText(parameter));
         const parsed = parseParameter(parameter, raw);
         if (parsed.ok) {
           params[parameter.name] = parsed.value;
@@ -415,7 +507,9 @@ export class EtlPipelinesPanel extends Widget {
       }
     });
     form.append(
-      pipeline.parameters.length ? h('div', { class: 'etl-nb-fields' }, ...fields) : h('p', { class: 'etl-nb-hint' }, 'No parameters cell.'),
+      pipeline.parameters.length
+        ? h('div', { class: 'etl-nb-fields' }, ...fields)
+        : h('p', { class: 'etl-nb-hint' }, 'No parameters cell.'),
       errors,
       h('div', { class: 'etl-nb-actions' }, run)
     );
@@ -425,7 +519,10 @@ export class EtlPipelinesPanel extends Widget {
   private renderRuns(): void {
     const title = h('h3', {}, 'Recent runs');
     if (!this.runs.length) {
-      this.runsNode.replaceChildren(title, h('p', { class: 'etl-nb-empty' }, 'No runs recorded yet: press Run on a pipeline.'));
+      this.runsNode.replaceChildren(
+        title,
+        h('p', { class: 'etl-nb-empty' }, 'No runs recorded yet: press Run on a pipeline.')
+      );
       return;
     }
     const list = h('ul', { class: 'etl-nb-run-list' }, ...this.runs.map(run => this.renderRun(run)));
@@ -436,7 +533,13 @@ export class EtlPipelinesPanel extends Widget {
     const expanded = this.expandedRuns.has(run.id);
     const toggle = h(
       'button',
-      { class: 'etl-nb-run-toggle', type: 'button', 'aria-expanded': String(expanded), 'data-focus': `run-toggle:${run.id}`, title: `Run ${run.id}` },
+      {
+        class: 'etl-nb-run-toggle',
+        type: 'button',
+        'aria-expanded': String(expanded),
+        'data-focus': `run-toggle:${run.id}`,
+        title: `Run ${run.id}`
+      },
       h('span', { class: `etl-nb-badge ${statusClass(run.status)}` }, run.status),
       h('span', { class: 'etl-nb-run-pipeline' }, run.pipeline),
       h('span', { class: 'etl-nb-run-when' }, formatWhen(run.started_at))
@@ -456,7 +559,12 @@ export class EtlPipelinesPanel extends Widget {
       h('span', { class: 'etl-nb-run-rows', title: 'rows loaded' }, formatRows(run.rows)),
       run.has_output ? this.notebookLink(run) : null
     );
-    const item = h('li', { class: `etl-nb-run ${statusClass(run.status)}`, 'data-run': run.id }, toggle, facts);
+    const item = h(
+      'li',
+      { class: `etl-nb-run ${statusClass(run.status)}`, 'data-run': run.id },
+      toggle,
+      facts
+    );
     if (run.error) {
       item.append(h('pre', { class: 'etl-nb-run-error' }, run.error));
     }
@@ -466,8 +574,25 @@ export class EtlPipelinesPanel extends Widget {
         h(
           'table',
           { class: 'etl-nb-steps' },
-          h('thead', {}, h('tr', {}, h('th', {}, 'step'), h('th', {}, 'status'), h('th', {}, 'rows'), h('th', {}, 'time'))),
-          h('tbody', {}, ...detail.steps.map(s => h('tr', {}, h('td', { class: 'etl-nb-step-name', title: s.step }, stepIdLabel(s.step)), h('td', { class: statusClass(s.status) }, s.status), h('td', { class: 'etl-nb-num' }, s.rows === null ? '—' : s.rows.toLocaleString('en-US')), h('td', { class: 'etl-nb-num' }, formatDuration(s.seconds)))))
+          h(
+            'thead',
+            {},
+            h('tr', {}, h('th', {}, 'step'), h('th', {}, 'status'), h('th', {}, 'rows'), h('th', {}, 'time'))
+          ),
+          h(
+            'tbody',
+            {},
+            ...detail.steps.map(s =>
+              h(
+                'tr',
+                {},
+                h('td', { class: 'etl-nb-step-name', title: s.step }, stepIdLabel(s.step)),
+                h('td', { class: statusClass(s.status) }, s.status),
+                h('td', { class: 'etl-nb-num' }, s.rows === null ? '—' : s.rows.toLocaleString('en-US')),
+                h('td', { class: 'etl-nb-num' }, formatDuration(s.seconds))
+              )
+            )
+          )
         )
       );
     }
@@ -488,13 +613,18 @@ export class EtlPipelinesPanel extends Widget {
       { class: 'etl-nb-button', type: 'button', 'data-focus': `pause:${schedule.id}` },
       schedule.paused ? 'Resume' : 'Pause'
     );
-    toggle.addEventListener('click', () =>
-      void this.act(() => this.options.client.setPaused(schedule.id, !schedule.paused))
+    toggle.addEventListener(
+      'click',
+      () => void this.act(() => this.options.client.setPaused(schedule.id, !schedule.paused))
     );
     const confirming = this.confirmingDelete === schedule.id;
     const remove = h(
       'button',
-      { class: `etl-nb-button${confirming ? ' etl-nb-danger' : ''}`, type: 'button', 'data-focus': `delete:${schedule.id}` },
+      {
+        class: `etl-nb-button${confirming ? ' etl-nb-danger' : ''}`,
+        type: 'button',
+        'data-focus': `delete:${schedule.id}`
+      },
       confirming ? 'Confirm delete' : 'Delete'
     );
     remove.addEventListener('click', () => {
@@ -531,7 +661,9 @@ export class EtlPipelinesPanel extends Widget {
     const notebook = h(
       'select',
       { id: 'etl-nb-schedule-notebook', name: 'notebook', 'data-focus': 'schedule:notebook' },
-      ...this.pipelines.map(p => h('option', { value: p.path, selected: p.path === this.draft.notebook }, p.path))
+      ...this.pipelines.map(p =>
+        h('option', { value: p.path, selected: p.path === this.draft.notebook }, p.path)
+      )
     ) as HTMLSelectElement;
     notebook.addEventListener('change', () => (this.draft.notebook = notebook.value));
     const cron = h('input', {
@@ -544,7 +676,11 @@ export class EtlPipelinesPanel extends Widget {
     }) as HTMLInputElement;
     cron.value = this.draft.cron;
     cron.addEventListener('input', () => (this.draft.cron = cron.value));
-    const zones = h('datalist', { id: 'etl-nb-zones' }, ...knownTimezones().map(z => h('option', { value: z })));
+    const zones = h(
+      'datalist',
+      { id: 'etl-nb-zones' },
+      ...knownTimezones().map(z => h('option', { value: z }))
+    );
     const tz = h('input', {
       id: 'etl-nb-schedule-tz',
       name: 'tz',
@@ -555,7 +691,11 @@ export class EtlPipelinesPanel extends Widget {
     }) as HTMLInputElement;
     tz.value = this.draft.timezone;
     tz.addEventListener('input', () => (this.draft.timezone = tz.value));
-    const add = h('button', { class: 'etl-nb-button', type: 'submit', 'data-focus': 'schedule:add' }, 'Add schedule');
+    const add = h(
+      'button',
+      { class: 'etl-nb-button', type: 'submit', 'data-focus': 'schedule:add' },
+      'Add schedule'
+    );
     form.addEventListener('submit', event => {
       event.preventDefault();
       const problem = !notebook.value ? 'No pipeline to schedule yet.' : cronProblem(cron.value);
@@ -637,7 +777,9 @@ export class EtlPipelinesPanel extends Widget {
     if (!focused) {
       return;
     }
-    const again = this.node.querySelector<HTMLElement | SVGElement>(`[data-focus="${CSS.escape(focused.key)}"]`);
+    const again = this.node.querySelector<HTMLElement | SVGElement>(
+      `[data-focus="${CSS.escape(focused.key)}"]`
+    );
     again?.focus();
     if (again instanceof HTMLInputElement && focused.start !== null) {
       again.setSelectionRange(focused.start, focused.end ?? focused.start); // typing goes on where it was

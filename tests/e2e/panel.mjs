@@ -16,7 +16,14 @@ function report(event, data = {}) {
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage']
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--no-first-run',
+    '--disable-dev-shm-usage'
+  ]
 });
 let exitCode = 0;
 try {
@@ -42,7 +49,9 @@ try {
   report('pipeline', {
     steps: await nodes.evaluateAll(all => all.map(n => n.getAttribute('data-step'))),
     edges: await pipeline.locator('.etl-nb-dag-edge').count(),
-    parameters: await pipeline.locator('.etl-nb-field input').evaluateAll(all => all.map(i => [i.name, i.value]))
+    parameters: await pipeline
+      .locator('.etl-nb-field input')
+      .evaluateAll(all => all.map(i => [i.name, i.value]))
   });
 
   if (STEPS.includes('run')) {
@@ -51,13 +60,16 @@ try {
     await run.focus();
     await page.keyboard.press('Enter');
     const done = panel.locator('.etl-nb-run-list li.etl-nb-run').first();
-    await panel.locator('.etl-nb-run-list li.etl-nb-status-success, .etl-nb-run-list li.etl-nb-status-failed').first().waitFor({ timeout: RUN_DEADLINE_MS });
+    await panel
+      .locator('.etl-nb-run-list li.etl-nb-status-success, .etl-nb-run-list li.etl-nb-status-failed')
+      .first()
+      .waitFor({ timeout: RUN_DEADLINE_MS });
     const status = await done.locator('.etl-nb-badge').innerText();
     await done.locator('.etl-nb-run-toggle').click();
     await done.locator('.etl-nb-steps').waitFor();
-    const stepRows = await done.locator('.etl-nb-steps tbody tr').evaluateAll(rows =>
-      rows.map(r => Array.from(r.querySelectorAll('td')).map(td => td.textContent))
-    );
+    const stepRows = await done
+      .locator('.etl-nb-steps tbody tr')
+      .evaluateAll(rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(td => td.textContent)));
     await pipeline.locator('.etl-nb-dag-node.etl-nb-status-success').first().waitFor();
     report('run', {
       id: await done.getAttribute('data-run'),

@@ -9,7 +9,10 @@ interface ISent {
   init: RequestInit;
 }
 
-function fakeServer(answer: (sent: ISent) => Response | Promise<Response>): { client: EtlNbClient; sent: ISent[] } {
+function fakeServer(answer: (sent: ISent) => Response | Promise<Response>): {
+  client: EtlNbClient;
+  sent: ISent[];
+} {
   const sent: ISent[] = [];
   const request: Requester = async (path, init) => {
     sent.push({ path, init });
@@ -33,7 +36,9 @@ async function rejection(promise: Promise<unknown>): Promise<ApiError> {
 
 describe('EtlNbClient', () => {
   it('posts a run as JSON and returns the id the server answered', async () => {
-    const { client, sent } = fakeServer(() => json({ id: 'r1', status: 'queued', pipeline: 'quickstart' }, 202));
+    const { client, sent } = fakeServer(() =>
+      json({ id: 'r1', status: 'queued', pipeline: 'quickstart' }, 202)
+    );
     const started = await client.startRun('notebooks/quickstart.ipynb', { start_date: '2026-01-01' });
     assert.equal(started.id, 'r1');
     assert.equal(sent[0].path, 'runs');
@@ -44,7 +49,7 @@ describe('EtlNbClient', () => {
     });
   });
 
-  it('asks for one pipeline\'s runs with a query string and unwraps the list', async () => {
+  it("asks for one pipeline's runs with a query string and unwraps the list", async () => {
     const { client, sent } = fakeServer(() => json({ runs: [{ id: 'r1' }] }));
     const runs = await client.runs({ pipeline: 'a b.ipynb', limit: 5 });
     assert.equal(runs.length, 1);
@@ -58,8 +63,10 @@ describe('EtlNbClient', () => {
     assert.equal(EtlNbClient.notebookPath('r1', 'dark'), 'runs/r1/notebook?theme=dark');
   });
 
-  it('passes on the server\'s sentence for a refused request', async () => {
-    const { client } = fakeServer(() => json({ message: "'../x.ipynb' is outside the server's root folder", reason: 'Forbidden' }, 403));
+  it("passes on the server's sentence for a refused request", async () => {
+    const { client } = fakeServer(() =>
+      json({ message: "'../x.ipynb' is outside the server's root folder", reason: 'Forbidden' }, 403)
+    );
     const error = await rejection(client.startRun('../x.ipynb'));
     assert.equal(error.status, 403);
     assert.match(error.message, /outside the server's root/);
@@ -97,7 +104,11 @@ describe('EtlNbClient', () => {
     assert.deepEqual(
       sent.map(s => [s.init.method, s.path, s.init.body ?? null]),
       [
-        ['POST', 'schedules', JSON.stringify({ notebook: 'q.ipynb', cron: '0 6 * * *', timezone: 'Europe/Paris' })],
+        [
+          'POST',
+          'schedules',
+          JSON.stringify({ notebook: 'q.ipynb', cron: '0 6 * * *', timezone: 'Europe/Paris' })
+        ],
         ['PATCH', 'schedules/s1', JSON.stringify({ paused: true })],
         ['DELETE', 'schedules/s1', null]
       ]

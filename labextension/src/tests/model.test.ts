@@ -28,7 +28,15 @@ const steps: IStep[] = [
   { id: 'rates', verb: 'extract', name: 'rates', source: 'lake', cell: 8 },
   { id: 'revenue', verb: 'transform', name: 'revenue', python: false, cell: 11 },
   { id: 'check:revenue', verb: 'check', step: 'revenue', cell: 14 },
-  { id: 'load:revenue:lake:out.parquet', verb: 'load', step: 'revenue', to: 'lake', target: 'out.parquet', mode: 'replace', cell: 15 }
+  {
+    id: 'load:revenue:lake:out.parquet',
+    verb: 'load',
+    step: 'revenue',
+    to: 'lake',
+    target: 'out.parquet',
+    mode: 'replace',
+    cell: 15
+  }
 ];
 const edges: [string, string][] = [
   ['orders', 'revenue'],
@@ -75,7 +83,10 @@ describe('layoutDag', () => {
       { id: 'a', verb: 'transform', name: 'a', cell: 1 },
       { id: 'b', verb: 'transform', name: 'b', cell: 2 }
     ];
-    const layout = layoutDag(cyclic, [['a', 'b'], ['b', 'a']]);
+    const layout = layoutDag(cyclic, [
+      ['a', 'b'],
+      ['b', 'a']
+    ]);
     assert.equal(layout.nodes.length, 2);
   });
 
@@ -86,7 +97,13 @@ describe('layoutDag', () => {
 
 describe('labels', () => {
   it('names extracts and transforms by their step, checks and loads by what they do', () => {
-    assert.deepEqual(steps.map(stepLabel), ['orders', 'rates', 'revenue', 'check revenue', 'load revenue → lake']);
+    assert.deepEqual(steps.map(stepLabel), [
+      'orders',
+      'rates',
+      'revenue',
+      'check revenue',
+      'load revenue → lake'
+    ]);
   });
 
   it('shortens the step ids runs record', () => {
@@ -98,7 +115,10 @@ describe('labels', () => {
 
   it('describes a step with its cell and last status for tooltips and screen readers', () => {
     const text = stepDescription(steps[4], { status: 'success', rows: 1234 });
-    assert.equal(text, 'load revenue into lake:out.parquet (replace) · cell 15 · last run: success, 1,234 rows');
+    assert.equal(
+      text,
+      'load revenue into lake:out.parquet (replace) · cell 15 · last run: success, 1,234 rows'
+    );
   });
 
   it('gives unknown statuses the neutral look', () => {
@@ -114,10 +134,14 @@ describe('labels', () => {
 
 describe('formatting', () => {
   it('formats durations for people', () => {
-    assert.deepEqual(
-      [0.035, 2.44, 12.4, 185, 3720, null].map(formatDuration),
-      ['35 ms', '2.4 s', '12 s', '3 min 5 s', '1 h 2 min', '—']
-    );
+    assert.deepEqual([0.035, 2.44, 12.4, 185, 3720, null].map(formatDuration), [
+      '35 ms',
+      '2.4 s',
+      '12 s',
+      '3 min 5 s',
+      '1 h 2 min',
+      '—'
+    ]);
   });
 
   it('formats row counts with separators', () => {
@@ -150,8 +174,14 @@ describe('parameters form', () => {
   });
 
   it('sends checkboxes as booleans and text as typed', () => {
-    assert.deepEqual(parseParameter({ name: 'full', default: false, type: 'bool' }, true), { ok: true, value: true });
-    assert.deepEqual(parseParameter({ name: 'day', default: 'x', type: 'str' }, ' 2026-02-01'), { ok: true, value: ' 2026-02-01' });
+    assert.deepEqual(parseParameter({ name: 'full', default: false, type: 'bool' }, true), {
+      ok: true,
+      value: true
+    });
+    assert.deepEqual(parseParameter({ name: 'day', default: 'x', type: 'str' }, ' 2026-02-01'), {
+      ok: true,
+      value: ' 2026-02-01'
+    });
   });
 });
 
@@ -193,7 +223,7 @@ describe('schedules', () => {
     last_run: null
   };
 
-  it('shows the next slot in the schedule\'s own zone, or that it is paused', () => {
+  it("shows the next slot in the schedule's own zone, or that it is paused", () => {
     assert.equal(formatSlot(schedule), 'next 2026-12-02 06:00 (Europe/Paris)');
     assert.equal(formatSlot({ ...schedule, paused: true, next_slot: null }), 'paused');
   });
