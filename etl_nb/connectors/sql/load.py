@@ -10,6 +10,8 @@ step's columns; a column added upstream is added to the target.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -35,10 +37,27 @@ from etl_nb.connectors.sql.types import (
 from etl_nb.engine.sqltext import quote
 from etl_nb.errors import ConnectorError, SpecError
 from etl_nb.spec import LoadStep
+from etl_nb.store.liveness import host_name, process_alive
 
 log = get_logger(component="connectors.sql")
 
 STAGING_PREFIX = "_etl_nb_stage_"
+# A staging table is named by the process and host that write it ("_etl_nb_stage_PID_HOST_RUN_RANDOM",
+# the host as a short hash: names are short in PostgreSQL), so that the next load to the schema can
+# drop what a killed run left behind, and never what a live one is writing.
+_STAGING = re.compile(STAGING_PREFIX + r"(?P<pid>[0-9]+)_(?P<host>[0-9a-f]{8})_[0-9a-z_]+\Z")
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(host_name().encode()).hexdigest()[:8]
+
+
+def staging_name(run_id: str) -> str:
+    """A new staging table's name for run ``run_id`` in this process."""
+    run = re.sub(r"[^0-9a-z]", "", run_id.lower())[-8:] or "run"
+    return f"{STAGING_PREFIX}{os.getpid()}_{_host_tag()}_{run}_{uuid.uuid4().hex[:8]}"
+
+
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 
 
@@ -127,7 +146,8 @@ class SqlLoader(SqlConnection):
         plans = self._typed_nulls(plans, found.columns)
         if found.exists and load.mode != "replace":
             check_types(load, plans, found.columns)
-        staging = f"{STAGING_PREFIX}{request.run_id[-8:]}_{uuid.uuid4().hex[:8]}".lower()
+        self.sweep_dead_staging(schema, load.step)
+        staging = staging_name(request.run_id)
         shape = LoadShape(
             schema, table, staging, load.mode, found.exists, plans, list(load.key), found.columns
         )
@@ -322,6 +342,27 @@ class SqlLoader(SqlConnection):
             counts = self.dialect.commit(staged.plan, staged.step)
             staged.counts = {**(counts or {}), **(staged.counts or {})} or None
         log.info("load committed", step=staged.step, table=target, rows=staged.rows)
+
+    def sweep_dead_staging(self, schema: str | None, step: str) -> None:
+        """Drop the staging tables in ``schema`` that runs on this host left when they were killed."""
+        try:
+            with self.engine.connect() as conn:
+                names = sa.inspect(conn).get_table_names(schema=schema)
+        except sa.exc.SQLAlchemyError:  # no such schema yet, or no right to list it: nothing to sweep
+            return
+        here = _host_tag()
+        dead = [
+            name
+            for name in names
+            if (found := _STAGING.match(name))
+            and found["host"] == here
+            and not process_alive(int(found["pid"]), host_name())
+        ]
+        if dead:
+            log.info("dropping staging tables of dead runs", step=step, tables=dead)
+            self.dialect.run_quietly(
+                [f"DROP TABLE IF EXISTS {self.qualified(schema, t)}" for t in dead], step
+            )
 
     def drop_staging(self, staged: StagedTable) -> None:
         """Drop the staging table (and a schema the load created), best effort."""
