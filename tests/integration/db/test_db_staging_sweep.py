@@ -19,7 +19,7 @@ pytestmark = pytest.mark.postgres
 def _dead_pid() -> int:
     """The pid of a process that has just exited (not reused this quickly on Linux)."""
     child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
     )
     return int(child.stdout)
 
