@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -23,6 +24,9 @@ from etl_nb.connectors.sql.errors import Doing, db_errors
 from etl_nb.errors import ConnectorError, SpecError
 
 CONNECTION_OPTIONS = ("schema", "connect_args")
+# A schema name reaches the server inside connection options (PostgreSQL's search_path): an
+# identifier, nothing else, so it can never carry another option.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
 class SqlConnection(Connector):
@@ -67,6 +71,13 @@ class SqlConnection(Connector):
             raise SpecError(
                 f"Connection '{self.spec.name}': unknown option '{unknown[0]}'. Database connections "
                 f"take: {', '.join(CONNECTION_OPTIONS)}.",
+                step=self.spec.name,
+            )
+        schema = self.spec.options.get("schema")
+        if schema is not None and not (isinstance(schema, str) and _SCHEMA_NAME.fullmatch(schema)):
+            raise SpecError(
+                f"Connection '{self.spec.name}': 'schema: {schema}' is not a schema name. Use letters, "
+                "digits and underscores, starting with a letter or underscore (for example 'sales').",
                 step=self.spec.name,
             )
         if not isinstance(self.spec.options.get("connect_args") or {}, Mapping):

@@ -201,3 +201,19 @@ def test_the_schema_option_reaches_a_mixed_case_schema_for_loads_and_extracts(
     q.run().raise_for_status()
 
     assert q.table("again")["total"].to_list() == [6]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("schema", ["public -c statement_timeout=1", "sales; DROP TABLE x", "", 42])
+def test_a_schema_option_that_is_no_identifier_is_refused_before_connecting(
+    pg, pg_url, make_pipeline, schema
+):
+    p = make_pipeline("pg_bad_schema")
+    p.connect("pg", pg_url, schema=schema)
+    p.extract("numbers", source="pg", query="SELECT 1 AS n")
+    result = p.run()
+    assert result.status == "failed"
+    assert "is not a schema name" in str(result.error)
+    assert "\n" not in str(result.error)
+    # Nothing reached the server as an option: its settings are the defaults.
+    assert run_sql(pg, "SHOW statement_timeout") == [("0",)]
