@@ -439,9 +439,10 @@ class Runner:
             table_sql=self.session.source(step.step),
             run_id=self.run_id,
         )
-        self._check_column_names(step, connector.kind, request)
         streams = self.session.streams_read_by(step.step)
         try:
+            # Binding the step's columns may already fail (a fused transform's SQL): blamed below.
+            self._check_column_names(step, connector.kind, request)
             if streams:  # a stream cannot be replayed: one try, and the source's own error
                 write = do(connector, request)
             else:
@@ -550,7 +551,13 @@ class Runner:
         limit = NAME_BYTES.get(kind)
         if limit is None:
             return
-        for column in request.relation.columns:
+        try:
+            columns = request.relation.columns
+        except duckdb.Error as exc:  # the step's SQL does not bind: the caller blames the step it is in
+            raise ConnectorError(
+                f"Cannot read the rows of step '{load.step}': {exc}", step=load.step
+            ) from None
+        for column in columns:
             if len(column.encode()) > limit:
                 raise SpecError(
                     f"Load '{load.step}': column '{column}' is {len(column.encode())} bytes long, and "
