@@ -12,12 +12,19 @@ print(p.run())
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
-from etl_nb.pipeline import Pipeline
 from etl_nb.results import RunResult, StepResult
 from etl_nb.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from etl_nb.pipeline import Pipeline
+
+# Imported on first use: `Pipeline` brings DuckDB, Polars, pyarrow and SQLAlchemy (about half a
+# second), which `etl-nb --help`, `etl-nb runs` and the server extension's start-up do not need.
+_LAZY = {"Pipeline": "etl_nb.pipeline"}
 
 __version__ = "0.1.0"
 
@@ -35,6 +42,15 @@ __all__ = [
     "current",
     "load_ipython_extension",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``etl_nb.Pipeline``, imported when first asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'etl_nb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

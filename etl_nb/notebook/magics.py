@@ -38,6 +38,7 @@ from etl_nb.engine.sqltext import error_position
 from etl_nb.errors import EtlError, MissingParameter, PipelineError, SpecError, did_you_mean
 from etl_nb.notebook.cellref import at_cell
 from etl_nb.notebook.cells import NotExpandable, expand
+from etl_nb.notebook.forms import connect_form_name, show_connect_form, show_params_form
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name, read_notebook
 from etl_nb.project import papermill_notebook
@@ -203,6 +204,11 @@ class NotebookSession:
     def execute(self, line: str, body: str | None) -> None:
         """Run one ``%etl`` line or ``%%etl`` cell; raise ``EtlUsageError`` for a user mistake."""
         statement: Statement | None = None
+        form_for = connect_form_name(line, body)
+        if form_for is not None and hasattr(self.shell, "kernel") and _recorded_run() is None:
+            # A bare `%etl connect NAME` in a lab: the form writes the full cell below.
+            show_connect_form(form_for, base_dir=Path.cwd(), set_next_input=self.shell.set_next_input)
+            return
         try:
             statement = _parse(line, body)
             if isinstance(statement, Command):
@@ -545,7 +551,9 @@ class NotebookSession:
         )
 
     def cmd_params(self, command: Command) -> None:
-        """``%etl params``: the parameters the steps use and their values in the notebook."""
+        """``%etl params``: the parameters the steps use and their values; in a lab, a form to run with."""
+        if hasattr(self.shell, "kernel") and _recorded_run() is None:
+            show_params_form(_saved_notebook(self.shell), self.shell.user_ns)
         names: dict[str, list[str]] = {}
         for step in self.pipeline.spec.steps:
             if isinstance(step, ExtractStep | TransformStep | CheckStep):

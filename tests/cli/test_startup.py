@@ -1,0 +1,44 @@
+"""Start-up stays light: `import etl_nb` and `etl-nb --help` load no engine library.
+
+DuckDB, Polars, pyarrow, SQLAlchemy, papermill and IPython cost about half a
+second to import; a command that only prints help, or a script that only
+needs the errors, must not pay it (issue: fast where users wait).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("duckdb", "polars", "pyarrow", "sqlalchemy", "papermill", "IPython")
+
+
+def _imported_after(code: str) -> list[str]:
+    script = (
+        "import sys\n"
+        f"try:\n    {code}\nexcept SystemExit:\n    pass\n"
+        f"print('loaded:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    marked = [line for line in done.stdout.splitlines() if line.startswith("loaded:")]  # not the help
+    assert len(marked) == 1, done.stdout
+    return [m for m in marked[0].removeprefix("loaded:").split(",") if m]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import etl_nb",
+        "from etl_nb import EtlError, RunResult, RetryPolicy",
+        "import etl_nb.cli as cli; cli.main(['--help'])",
+        "import etl_nb.cli as cli; cli.main(['schedule', '--help'])",
+    ],
+)
+def test_start_up_imports_no_engine_library(code: str) -> None:
+    assert _imported_after(code) == []
+
+
+def test_pipeline_is_still_importable_from_the_package() -> None:
+    assert "duckdb" in _imported_after("from etl_nb import Pipeline; Pipeline('p')")
