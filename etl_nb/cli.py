@@ -13,11 +13,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 
 from etl_nb.errors import EtlError
+from etl_nb.project import HOME_ENV, project_home
 from etl_nb.results import load_summary
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
@@ -139,7 +141,7 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
 
 
 def _duration(text: str) -> float:
-    from etl_nb.runs.durations import parse_duration
+    from etl_nb.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -177,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # not required by argparse, so that `etl-nb --bogus` names the option
         parser.error(f"give a command: {', '.join(_COMMANDS)}")
     try:
+        _settle_project(args)
         return int(_COMMANDS[args.command](args))
     except BrokenPipeError:  # `etl-nb runs --json | head`: the reader has all it wants
         _silence_stdout()
@@ -187,6 +190,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etl-nb: interrupted", file=sys.stderr)
         return 130
+
+
+def _settle_project(args: argparse.Namespace) -> None:
+    """A notebook's runs go to its project's history (DESIGN.md section 3), wherever etl-nb starts.
+
+    ``ETL_NB_HOME`` wins; else the project of the notebook's folder is fixed
+    here, once, so the store, the run folders and the kernels all agree.
+    """
+    notebook = getattr(args, "notebook", None)
+    if notebook and not os.environ.get(HOME_ENV):
+        os.environ[HOME_ENV] = str(project_home(Path(notebook).expanduser().resolve().parent))
 
 
 def _silence_stdout() -> None:

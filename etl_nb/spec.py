@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from etl_nb.durations import parse_duration
 from etl_nb.errors import SpecError, did_you_mean
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -127,7 +128,10 @@ class ExtractStep(_Model):
     @classmethod
     def _check_cache_ttl(cls, value: str | None) -> str | None:
         if value is not None:
-            duration_seconds(value)
+            try:
+                parse_duration(value, what="--cache-ttl")
+            except SpecError as exc:  # pydantic reports ValueErrors, with the step's name
+                raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -360,18 +364,6 @@ _VERBS: dict[str, _Verb] = {
 VERBS = tuple(_VERBS)
 CHECK_KINDS: tuple[str, ...] = ("not_null", "unique", "accepted_values", "row_count", "expression")
 _EXTRACT_BODY_KEYS = ("path", "format", "options", "params", "records", "paginate")
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
-_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a duration such as ``90s``, ``30m``, ``1h30m`` or ``2d``; ValueError if it is none."""
-    cleaned = str(text).strip().lower()
-    if not cleaned or _DURATION.sub("", cleaned).strip():
-        raise ValueError(f"'{text}' is not a duration: write it like 90s, 30m, 1h30m or 2d")
-    return sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _DURATION.findall(cleaned))
 
 
 def parameters_in(text: str) -> list[str]:

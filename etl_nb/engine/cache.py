@@ -41,6 +41,7 @@ import pyarrow as pa
 from etl_nb._logging import get_logger
 from etl_nb._secrets import resolve
 from etl_nb.connectors import ConnectorContext
+from etl_nb.durations import parse_duration
 from etl_nb.engine.cache_file import CacheBusy, CacheEntry, OutputCache
 from etl_nb.engine.dag import Dag
 from etl_nb.engine.fingerprint import Fingerprint, difference, step_fingerprint
@@ -56,7 +57,6 @@ from etl_nb.spec import (
     PipelineSpec,
     Step,
     TransformStep,
-    duration_seconds,
 )
 from etl_nb.store.fingerprints import FingerprintStore, StepFingerprintRecord
 from etl_nb.store.runs import RunStore
@@ -531,7 +531,7 @@ class _Spool:
 
 def _expired(entry: CacheEntry, ttl: str) -> bool:
     created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
-    return (dt.datetime.now(dt.UTC) - created).total_seconds() > duration_seconds(ttl)
+    return (dt.datetime.now(dt.UTC) - created).total_seconds() > parse_duration(ttl, what="--cache-ttl")
 
 
 # --- how notebooks ask for it ----------------------------------------------------------------

@@ -27,6 +27,7 @@ import pyarrow as pa
 from etl_nb._logging import get_logger
 from etl_nb.engine.sqltext import quote
 from etl_nb.errors import EtlError
+from etl_nb.project import PROJECT_DIR, project_home
 
 CACHE_MAX_ENV = "ETL_NB_CACHE_MAX"
 DEFAULT_CACHE_MAX = 2 * 1024**3
@@ -42,25 +43,9 @@ log = get_logger()
 # --- where, and how big -------------------------------------------------------------------
 
 
-def project_folder(base_dir: Path | None = None) -> Path:
-    """The project folder (DESIGN.md section 3) of a notebook or script in ``base_dir``.
-
-    ``ETL_NB_HOME``, else the nearest folder at or above ``base_dir`` that has
-    ``.etl_nb/``, else ``base_dir``.
-    """
-    home = os.environ.get("ETL_NB_HOME")
-    if home:
-        return Path(home).resolve()
-    start = (base_dir or Path.cwd()).resolve()
-    for folder in [start, *start.parents]:
-        if (folder / ".etl_nb").is_dir():
-            return folder
-    return start
-
-
 def cache_path(base_dir: Path | None = None) -> Path:
     """The cache file of the project that ``base_dir`` belongs to."""
-    return project_folder(base_dir) / ".etl_nb" / "cache" / CACHE_FILE
+    return project_home(base_dir) / PROJECT_DIR / "cache" / CACHE_FILE
 
 
 def cache_max_bytes() -> int:

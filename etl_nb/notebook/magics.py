@@ -41,6 +41,7 @@ from etl_nb.notebook.cells import NotExpandable, expand
 from etl_nb.notebook.forms import connect_form_name, show_connect_form, show_params_form
 from etl_nb.notebook.preview import DagView, Message, RunsTable, StepPreview, rows_text, run_bundle
 from etl_nb.notebook.reader import pipeline_name, read_notebook
+from etl_nb.project import papermill_notebook
 from etl_nb.results import load_summary
 from etl_nb.spec import (
     IDENTIFIER,
@@ -101,7 +102,8 @@ def _notebook_path(shell: InteractiveShell) -> str | None:
     ):
         if isinstance(value, str) and value.endswith(".ipynb"):
             return value
-    return None
+    under_papermill = papermill_notebook()  # plain `papermill IN OUT` tells its kernel nothing
+    return str(under_papermill) if under_papermill else None
 
 
 def _saved_notebook(shell: InteractiveShell) -> Path | None:

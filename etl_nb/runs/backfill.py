@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from etl_nb.durations import parse_duration
 from etl_nb.errors import SpecError
-from etl_nb.runs.durations import parse_duration
 from etl_nb.runs.executor import reap
 from etl_nb.runs.params import check_parameters
 from etl_nb.runs.submit import resolve_notebook, submit_run

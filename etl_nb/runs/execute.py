@@ -20,8 +20,9 @@ from typing import Any
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.notebook.cellref import run_error
 from etl_nb.notebook.reader import pipeline_name, read_notebook
+from etl_nb.project import project_home
 from etl_nb.runs.runtime import kernel_runtime_folder
-from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id
+from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id, private_file, private_folder
 
 NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
 
@@ -37,8 +38,8 @@ class NotebookRun:
 
 
 def home() -> Path:
-    """The project folder: ``ETL_NB_HOME`` or the current folder."""
-    return Path(os.environ.get("ETL_NB_HOME") or Path.cwd()).resolve()
+    """The project folder (``etl_nb.project``): ``ETL_NB_HOME``, else found from the current folder."""
+    return project_home()
 
 
 def runs_folder(run_id: str) -> Path:
@@ -72,9 +73,10 @@ def execute_notebook(
     store = store or RunStore(store_url)
     run_id = run_id or new_run_id()
     output = runs_folder(run_id) / source.name
-    output.parent.mkdir(parents=True, exist_ok=True)
     name = pipeline_name(source)
-    nb, defaults = _prepared(source)
+    nb, defaults = _prepared(source)  # an unreadable notebook fails here, before any folder exists
+    private_folder(output.parent)  # executed notebooks hold data: owner-only
+    private_file(output)  # papermill writes into it, keeping its mode
     # Record what the run really used: the parameters cell's values, then -p over them.
     values = {**defaults, **(params or {})}
     if not recorded:

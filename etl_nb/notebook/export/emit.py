@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from etl_nb.engine.dag import python_free_names
 from etl_nb.notebook.export.layout import (
     Arg,
@@ -42,6 +40,7 @@ from etl_nb.spec import (
     Statement,
     TransformStep,
     infer_connection_type,
+    load_yaml_body,
 )
 
 __all__ = ["PLACEHOLDER", "WRITERS", "Emitter", "Found", "has_placeholder", "kind_of", "option_name"]
@@ -260,7 +259,7 @@ def _transform(em: Emitter, found: Found) -> list[str]:
 def _check(em: Emitter, found: Found) -> list[str]:
     statement = found.statement
     assert isinstance(statement, CheckStep)
-    rules = yaml.safe_load(found.body or "")  # the rules as written, not as parsed into CheckRule
+    rules = load_yaml_body(found.body or "")  # the rules as written, not as parsed into CheckRule
     args: list[Arg] = [em.text(found)(statement.step), em.literal(rules)]
     if statement.warn:
         args.append(("warn", Raw("True")))

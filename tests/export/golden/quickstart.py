@@ -72,7 +72,7 @@ p.check(
     [{"not_null": ["name", "revenue_eur"]}, {"unique": ["name"]}, {"expression": "revenue_eur >= 0"}],
 )
 
-p.load("revenue", to="lake", path="output/revenue.parquet", mode="replace")
+p.load("revenue", to="lake", path="output/revenue.parquet")
 
 # Rerun everything in DAG order; the run is recorded in the run store (`%etl runs`).
 result = p.run(params={"start_date": start_date})
