@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from etl_nb import Pipeline
+from etl_nb._yaml import MAX_YAML_BODY_BYTES, MAX_YAML_NODES
 from etl_nb.errors import SpecError
-from etl_nb.spec import MAX_YAML_BODY_BYTES, MAX_YAML_NODES, parse_cell
+from etl_nb.spec import parse_cell
 
 # 9 levels of 9 aliases: under 700 bytes that stand for 9**9 (387 million) strings.
 ALIAS_BOMB = "path: x.csv\noptions:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

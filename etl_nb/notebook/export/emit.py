@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from etl_nb._yaml import load_yaml_body
 from etl_nb.engine.dag import python_free_names
 from etl_nb.notebook.export.layout import (
     Arg,
@@ -40,7 +41,6 @@ from etl_nb.spec import (
     Statement,
     TransformStep,
     infer_connection_type,
-    load_yaml_body,
 )
 
 __all__ = ["PLACEHOLDER", "WRITERS", "Emitter", "Found", "has_placeholder", "kind_of", "option_name"]
