@@ -19,7 +19,7 @@ from typing import Any
 from rich.markup import escape
 
 from etl_nb.errors import EtlError
-from etl_nb.project import HOME_ENV, project_home
+from etl_nb.project import HOME_ENV, pipeline_name, project_home
 from etl_nb.results import load_summary
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
@@ -253,7 +253,6 @@ def _ask_kernel_for_cache(args: argparse.Namespace) -> None:
     import os
 
     from etl_nb.engine.cache import check_resumable, recorded_run_environment
-    from etl_nb.notebook.reader import pipeline_name
     from etl_nb.store import RunStore
 
     resume = check_resumable(RunStore(), pipeline_name(args.notebook), args.resume) if args.resume else None
@@ -294,7 +293,6 @@ def _size(size: int) -> str:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from etl_nb.notebook.reader import pipeline_name
     from etl_nb.runs.executor import reap
     from etl_nb.runs.metrics import recent_runs, run_dict, trends
     from etl_nb.store.queue import RunQueue

@@ -10,6 +10,7 @@ This module imports nothing else from etl_nb, so every layer can ask it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 HOME_ENV = "ETL_NB_HOME"
@@ -49,3 +50,12 @@ def papermill_notebook() -> Path | None:
         if not word.startswith("-") and word.endswith(".ipynb"):
             return (cwd / word).resolve()  # the first notebook named is the input, the second the output
     return None
+
+
+def pipeline_name(path: str | os.PathLike[str] | None) -> str:
+    """A pipeline name from a notebook path: the file stem as an identifier (``notebook`` if none)."""
+    if not path:
+        return "notebook"
+    stem = Path(path).stem if str(path).endswith(".ipynb") else Path(path).name
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_") or "notebook"
+    return f"_{name}" if name[0].isdigit() else name

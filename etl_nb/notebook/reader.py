@@ -29,7 +29,6 @@ and ``name = "literal"`` lines above); anything else is reported as a problem.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from etl_nb.notebook.cells import (
     read_parameters,
 )
 from etl_nb.pipeline import Pipeline
+from etl_nb.project import pipeline_name
 from etl_nb.spec import Command, ConnectionSpec, PipelineSpec, Statement, Step, parse_cell, step_id
 
 __all__ = [
@@ -135,15 +135,6 @@ class NotebookPipeline:
         if self.path is not None:
             options.setdefault("base_dir", self.path.parent)
         return Pipeline.from_spec(self.spec.model_copy(deep=True), **options)
-
-
-def pipeline_name(path: str | os.PathLike[str] | None) -> str:
-    """A pipeline name from a notebook path: the file stem as an identifier (``notebook`` if none)."""
-    if not path:
-        return "notebook"
-    stem = Path(path).stem if str(path).endswith(".ipynb") else Path(path).name
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_") or "notebook"
-    return f"_{name}" if name[0].isdigit() else name
 
 
 def read_notebook(path: str | os.PathLike[str]) -> NotebookPipeline:

@@ -19,8 +19,7 @@ from typing import Any
 
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.notebook.cellref import run_error
-from etl_nb.notebook.reader import pipeline_name, read_notebook
-from etl_nb.project import project_home
+from etl_nb.project import pipeline_name, project_home
 from etl_nb.runs.runtime import kernel_runtime_folder
 from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id, private_file, private_folder
 
@@ -122,6 +121,10 @@ def _prepared(source: Path) -> tuple[Any, dict[str, Any]]:
     finish.metadata["tags"] = ["etl-nb-finish"]
     nb.cells.append(finish)
     try:
+        # The reader brings DuckDB (its SQL parser): imported when a run starts, so that
+        # `etl-nb runs` and `show`, which reach this module, start without it.
+        from etl_nb.notebook.reader import read_notebook
+
         defaults = dict(read_notebook(source).parameters)
     except EtlError:
         defaults = {}

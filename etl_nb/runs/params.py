@@ -18,10 +18,12 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl_nb.errors import EtlError, SpecError, did_you_mean
-from etl_nb.notebook.reader import NotebookPipeline, read_notebook
+
+if TYPE_CHECKING:
+    from etl_nb.notebook.reader import NotebookPipeline
 
 SCHEDULED_FOR = "scheduled_for"  # the slot of a scheduled or backfilled run, when the notebook defines it
 
@@ -66,6 +68,9 @@ def declared_parameters(notebook: str | Path) -> NotebookPipeline:
 def _read(path: str, _mtime_ns: int, _size: int) -> NotebookPipeline:
     # Keyed by modification time and size: an edited notebook is read again.
     try:
+        # Imported here for start-up speed: the reader brings DuckDB, which `etl-nb runs` does not need.
+        from etl_nb.notebook.reader import read_notebook
+
         return read_notebook(path)
     except EtlError as exc:
         raise SpecError(str(exc)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from etl_nb.notebook.reader import pipeline_name
+from etl_nb.project import pipeline_name
 from etl_nb.runs.execute import home
 from etl_nb.runs.params import check_parameters
 from etl_nb.runs.submit import resolve_notebook

@@ -19,7 +19,7 @@ from typing import Any
 
 from etl_nb._logging import get_logger
 from etl_nb.errors import SpecError
-from etl_nb.notebook.reader import pipeline_name
+from etl_nb.project import pipeline_name
 from etl_nb.runs.execute import home, runs_folder
 from etl_nb.runs.logs import LOG_TO_PARENT_ENV
 from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters, declared_parameters

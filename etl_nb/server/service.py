@@ -15,7 +15,7 @@ from typing import Any
 
 import etl_nb
 from etl_nb.errors import EtlError, SpecError
-from etl_nb.notebook.reader import pipeline_name
+from etl_nb.project import pipeline_name
 from etl_nb.runs import ScheduleStore, add_schedule, submit_run
 from etl_nb.server.errors import ApiError
 from etl_nb.server.paths import inside_root, relative_to_root

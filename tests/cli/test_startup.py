@@ -42,3 +42,9 @@ def test_start_up_imports_no_engine_library(code: str) -> None:
 
 def test_pipeline_is_still_importable_from_the_package() -> None:
     assert "duckdb" in _imported_after("from etl_nb import Pipeline; Pipeline('p')")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["runs", "--json"], ["schedule", "list"]])
+def test_listing_runs_and_schedules_needs_the_store_but_no_engine(command: list[str]) -> None:
+    loaded = _imported_after(f"import etl_nb.cli as cli; cli.main({command!r})")
+    assert [m for m in loaded if m != "sqlalchemy"] == []  # the store is SQLAlchemy; the engine is not needed
