@@ -646,7 +646,7 @@ class EtlMagics(Magics):
         session.execute(self._expand(line), cell)
 
     def _expand(self, line: str) -> str:
-        """Expand ``{expr}`` and ``$name`` from the notebook as IPython does, keeping ``${SECRET}`` as is.
+        """Expand ``{expr}`` and ``$name`` from the notebook, each to one quoted argument (not ``${VAR}``).
 
         As in IPython, a line with a field that does not evaluate runs as written.
         """

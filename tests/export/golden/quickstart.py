@@ -35,7 +35,7 @@ args = parser.parse_args()
 start_date = args.start_date
 data_dir = args.data_dir
 
-# A folder of files is a connection; `{data_dir}` is expanded from the notebook, as IPython does.
+# A folder of files is a connection; `{data_dir}` is expanded from the notebook, as one argument.
 p.connect("lake", data_dir)
 
 p.extract("orders", source="lake", path="orders.csv")
