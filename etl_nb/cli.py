@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from etl_nb.durations import count_problem
 from etl_nb.errors import EtlError
 from etl_nb.project import HOME_ENV, pipeline_name, project_home
 from etl_nb.results import load_summary
@@ -161,14 +162,10 @@ def _add_lineage(commands: Any) -> None:
     lineage.add_argument("--json", action="store_true", help="print JSON")
 
 
-_LARGEST = 1_000_000_000  # a count past this is a typo, and would overflow the store's integers
-
-
 def _positive_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0")
-    if int(text) > _LARGEST:
-        raise argparse.ArgumentTypeError(f"'{text}' is too large: give at most {_LARGEST:,}")
+    problem = count_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return int(text)
 
 

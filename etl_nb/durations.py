@@ -1,4 +1,8 @@
-"""Durations as users write them: ``90s``, ``30m``, ``1h30m``, ``1d``, or plain seconds."""
+"""Durations and counts as users write them: ``90s``, ``30m``, ``1h30m``, ``1d``; ``--limit 20``.
+
+One home for both, for the CLI and the grammar alike; it imports only ``errors``
+so that ``etl-nb --help`` stays light.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +25,16 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
     if seconds is None or seconds <= 0 or seconds > 366 * 86400:
         raise SpecError(f"The {what} '{text}' is not a duration: write 90s, 30m, 1h30m or 1d.")
     return seconds
+
+
+# A count past this is a typo, and would overflow DuckDB's and the store's integers.
+MAX_COUNT = 1_000_000_000
+
+
+def count_problem(text: str) -> str | None:
+    """Why ``text`` is not a whole number from 1 to ``MAX_COUNT`` (``'x' is ...``), or None when it is."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        return f"'{text}' is not a whole number above 0"
+    if int(text) > MAX_COUNT:
+        return f"'{text}' is too large: give at most {MAX_COUNT:,}"
+    return None

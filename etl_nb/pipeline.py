@@ -430,7 +430,7 @@ class Pipeline:
         tables = self.spec.tables()
         found = {}
         for step in steps:
-            if step.step in tables and step.status in ("success", "warned") and self.session.has(step.step):
+            if step.step in tables and step.ran and self.session.has(step.step):
                 try:
                     found[step.step] = list(self.session.relation(step.step).columns)
                 except Exception:  # a stream already read, say: its lineage comes from the SQL

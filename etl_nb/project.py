@@ -9,6 +9,7 @@ This module imports nothing else from etl_nb, so every layer can ask it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,7 @@ def project_home(start: str | os.PathLike[str] | None = None) -> Path:
     return folder
 
 
+@functools.cache  # the parent and its command line do not change while this kernel lives
 def papermill_notebook() -> Path | None:
     """The notebook a plain ``papermill IN OUT`` command runs, when this is its kernel.
 

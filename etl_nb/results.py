@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 StepStatus = Literal["success", "failed", "skipped", "warned"]
 RunStatus = Literal["success", "failed"]
+# The statuses of a step that ran to its end (a warned step ran; its warning is in ``error``).
+RAN: tuple[StepStatus, ...] = ("success", "warned")
 
 
 @dataclass
@@ -34,6 +36,11 @@ class StepResult:
     seconds: float = 0.0
     error: str | None = None
     detail: dict[str, Any] | None = None
+
+    @property
+    def ran(self) -> bool:
+        """Whether the step ran to its end (``success`` or ``warned``)."""
+        return self.status in RAN
 
     @property
     def why(self) -> str | None:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from etl_nb._yaml import load_yaml_body
-from etl_nb.durations import parse_duration
+from etl_nb.durations import count_problem, parse_duration
 from etl_nb.errors import SpecError, did_you_mean
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -706,10 +706,12 @@ def _build_load(pos: dict[str, str], opts: dict[str, Any], body: str, cell: int 
 
 
 def _positive_int(value: Any, option: str) -> int:
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
-        return int(value)
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    problem = count_problem(text) if text else "it is not a number"
+    if problem is None:
+        return int(text)
+    if "too large" in problem:
+        raise SpecError(f"--{option} {problem}.")
     raise SpecError(f"--{option} must be a whole number above 0, e.g. --{option} 20.")
 
 

@@ -47,7 +47,7 @@ from etl_nb.engine.dag import Dag
 from etl_nb.engine.fingerprint import Fingerprint, difference, step_fingerprint
 from etl_nb.engine.session import Session
 from etl_nb.errors import EtlError
-from etl_nb.results import StepResult, StepStatus
+from etl_nb.results import RAN, StepResult, StepStatus
 from etl_nb.spec import (
     AUTO_CONNECTION_TYPE,
     CheckStep,
@@ -59,9 +59,7 @@ from etl_nb.spec import (
     TransformStep,
 )
 from etl_nb.store.fingerprints import FingerprintStore, StepFingerprintRecord
-from etl_nb.store.runs import RunStore
-
-_GOOD = ("success", "warned")
+from etl_nb.store.runs import RunStore, aware
 
 log = get_logger()
 
@@ -304,7 +302,7 @@ class RunCache:
         run = self.resume
         if resumed is None:
             return Decision("ran", f"not in run {run}")
-        if resumed.status not in _GOOD:
+        if resumed.status not in RAN:
             change = difference(fingerprint, resumed.parts) if resumed.digest != fingerprint.digest else None
             what = "failed" if resumed.status == "failed" else "did not run"
             return Decision("ran", f"{what} in run {run}" + (f", {change} since" if change else ""))
@@ -490,7 +488,7 @@ class RunCache:
             stored = self.session.objects.get(result.step) == "table"
             if (
                 decision is None
-                or result.status not in _GOOD
+                or not result.ran
                 or not isinstance(step, ExtractStep | TransformStep)
                 or not (stored or (spool is not None and spool.complete))
             ):
@@ -510,7 +508,7 @@ class RunCache:
             return dict(decision.record.outcome or {})  # a repeated check, a skipped load: as it was
         if isinstance(step, CheckStep):
             return {"result": {"status": result.status, "error": result.error, "detail": result.detail}}
-        if isinstance(step, LoadStep) and result.status in _GOOD:
+        if isinstance(step, LoadStep) and result.ran:
             return {"target": self._target_state(step)}
         return {}
 
@@ -530,7 +528,8 @@ class _Spool:
 
 
 def _expired(entry: CacheEntry, ttl: str) -> bool:
-    created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
+    created = aware(entry.created_at)
+    assert created is not None
     return (dt.datetime.now(dt.UTC) - created).total_seconds() > parse_duration(ttl, what="--cache-ttl")
 
 

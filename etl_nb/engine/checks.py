@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from etl_nb.engine.dag import bindable_sql
-from etl_nb.engine.sqltext import quote
+from etl_nb.engine.sqltext import error_position, quote
 from etl_nb.errors import CheckFailed, PipelineError
 from etl_nb.spec import CheckRule, CheckStep
 
@@ -147,7 +147,10 @@ def _offending(
         names = [d[0] for d in cursor.description or []]
         sample = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
     except duckdb.Error as exc:
-        raise PipelineError(f"Check {label} cannot run: {exc}") from None
+        # DuckDB's excerpt quotes the wrapping SELECT, which the user did not write: keep its words.
+        position = error_position(str(exc))
+        words = " ".join((position.head if position else str(exc)).split())
+        raise PipelineError(f"Check {label} cannot run: {words}") from None
     return [CheckResult(label, count, total, f"{count} of {total} {what}", sample)]
 
 

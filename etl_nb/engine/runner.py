@@ -486,7 +486,7 @@ class Runner:
         scans, counted = self.session.last_profile()
         for name in self.session.fused_upstream(reads):
             result = self._results.get(name)
-            if result is None or result.rows is not None or result.status not in ("success", "warned"):
+            if result is None or result.rows is not None or not result.ran:
                 continue
             stream = next((s for s in self.session.streams_read_by(name) if s.name == name), None)
             if stream is not None:

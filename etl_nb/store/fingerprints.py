@@ -16,10 +16,9 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from etl_nb._masking import redact
+from etl_nb.results import RAN
 from etl_nb.store.runs import RunStore, now
 from etl_nb.store.schema import run_resumes, step_fingerprints
-
-_GOOD = ("success", "warned")
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class FingerprintStore:
         """Each step's last row from a run where it went well (success or warned)."""
         query = (
             select(step_fingerprints)
-            .where(step_fingerprints.c.pipeline == pipeline, step_fingerprints.c.status.in_(_GOOD))
+            .where(step_fingerprints.c.pipeline == pipeline, step_fingerprints.c.status.in_(RAN))
             .order_by(step_fingerprints.c.created_at.desc())
         )
         found: dict[str, StepFingerprintRecord] = {}

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import Insert
 
 from etl_nb._masking import redact
-from etl_nb.store.runs import RunStore, now
+from etl_nb.store.runs import RunStore, aware, now
 from etl_nb.store.schema import run_jobs, runs
 
 LEASE_ENV = "ETL_NB_LEASE_SECONDS"
@@ -67,13 +67,6 @@ class Job:
     lease_expires_at: dt.datetime | None
     alerts: list[str] | None
     alert_on: str | None
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """``value`` as UTC-aware (SQLite returns naive datetimes)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def insert_ignoring_duplicates(engine: Engine, table: Any) -> Insert:

@@ -232,9 +232,8 @@ class RunStore:
         """
         finished = now()
         with self.engine.begin() as conn:
-            started = conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar_one()
-            if started.tzinfo is None:  # SQLite drops the zone
-                started = started.replace(tzinfo=dt.UTC)
+            started = aware(conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar_one())
+            assert started is not None
             if steps is not None:
                 conn.execute(step_runs.delete().where(step_runs.c.run_id == run_id))
                 self._insert_steps(conn, run_id, steps, first_position=0)
@@ -369,7 +368,8 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: redact(v) if isinstance(v, str) else v for k, v in plain.items()}
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as UTC-aware (SQLite returns naive datetimes)."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
@@ -381,8 +381,8 @@ def _run_record(row: Any, steps: list[StepResult]) -> RunRecord:
         pipeline=row["pipeline"],
         status=row["status"],
         params=row["params"] or {},
-        started_at=_aware(row["started_at"]) or now(),
-        finished_at=_aware(row["finished_at"]),
+        started_at=aware(row["started_at"]) or now(),
+        finished_at=aware(row["finished_at"]),
         seconds=row["seconds"],
         rows=row["rows"],
         error=row["error"],

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from etl_nb.errors import SpecError
-from etl_nb.store.queue import aware, insert_ignoring_duplicates
-from etl_nb.store.runs import RunStore, now
+from etl_nb.store.queue import insert_ignoring_duplicates
+from etl_nb.store.runs import RunStore, aware, now
 from etl_nb.store.schema import run_jobs, runs, schedule_slots, schedules
 from etl_nb.store.slots import check_cron, next_slot, zone
 

@@ -795,6 +795,20 @@ def test_a_parameter_in_a_check_expression_is_bound(pipeline: Pipeline) -> None:
     assert "rows break 'amount >= {{ floor }}'" in failed.error
 
 
+def test_a_check_expression_naming_a_missing_column_is_one_line_without_the_wrapping_sql(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.extract("orders", source="lake", path="orders.csv")
+    pipeline.check("orders", [{"expression": "amont >= 0"}])
+    failed = pipeline.run()
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("Check expression(amont >= 0) cannot run: Binder Error:")
+    assert '"amount"' in failed.error  # DuckDB's candidate names the column meant
+    assert "\n" not in failed.error
+    assert "count(*)" not in failed.error  # the SELECT etl_nb wraps the rule in is not the user's
+
+
 def test_a_parameter_shared_by_a_source_query_and_a_transform_reaches_both(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
