@@ -13,11 +13,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from typing import TYPE_CHECKING, Any
 
 from etl_nb.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 # How long a failure asks to wait before the next try (seconds), or None to back off as usual.
 AskedWait = Callable[[BaseException], float | None]
@@ -58,6 +59,9 @@ class RetryPolicy:
         attempts are spent (or a failure asks to wait too long) the last
         error is raised as it was.
         """
+        # Imported here: tenacity brings asyncio (and tornado when installed), about 0.1 s that
+        # `import etl_nb`, `etl-nb --help` and the magics' load do not need.
+        from tenacity import Retrying, retry_if_exception
 
         def wait(state: RetryCallState) -> float:
             return self._wait(state, asked_wait)
