@@ -89,21 +89,27 @@ class Session:
 
     def put(
         self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool, reads: Iterable[str] = ()
-    ) -> None:
-        """Make ``name`` a table or a view of ``relation`` (a relation, or a SELECT reading ``reads``)."""
+    ) -> int | None:
+        """Make ``name`` a table or a view of ``relation`` (a relation, or a SELECT reading ``reads``).
+
+        Returns the rows of a table made from a SELECT, as DuckDB reports them (no count query), else None.
+        """
         self.drop(name)
+        rows = None
         if isinstance(relation, str):
             kind = "TABLE" if table else "VIEW"
             text, first = self._wrap(relation, reads)
             try:
-                self.con.execute(f"CREATE {kind} {quote(name)} AS {text}")
+                done = self.con.execute(f"CREATE {kind} {quote(name)} AS {text}").fetchall()
             except duckdb.Error as exc:
                 raise in_user_lines(exc, first, relation) from None
+            rows = int(done[0][0]) if table and done else None
         elif table:
             relation.to_table(name)
         else:
             relation.create_view(name, replace=True)
         self.objects[name] = "table" if table else "view"
+        return rows
 
     def put_arrow(self, name: str, data: pa.RecordBatchReader | pa.Table) -> None:
         """Store Arrow data as table ``name``, streaming batch by batch."""
