@@ -94,14 +94,19 @@ class Session:
 
         Returns the rows of a table made from a SELECT, as DuckDB reports them (no count query), else None.
         """
-        self.drop(name)
+        # A table made again from a SELECT replaces the old one in the same statement (one round trip).
+        replace = table and isinstance(relation, str) and self.objects.get(name) == "table"
+        if not replace:
+            self.drop(name)
         rows = None
         if isinstance(relation, str):
             kind = "TABLE" if table else "VIEW"
             text, first = self._wrap(relation, reads)
+            create = "CREATE OR REPLACE" if replace else "CREATE"
             try:
-                done = self.con.execute(f"CREATE {kind} {quote(name)} AS {text}").fetchall()
+                done = self.con.execute(f"{create} {kind} {quote(name)} AS {text}").fetchall()
             except duckdb.Error as exc:
+                self.drop(name)  # a step that failed has no output, as when it is made afresh
                 raise in_user_lines(exc, first, relation) from None
             rows = int(done[0][0]) if table and done else None
         elif table:

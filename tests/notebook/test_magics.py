@@ -250,6 +250,22 @@ def test_dag_is_a_mermaid_bundle_with_text_and_marks_failed_and_stale_steps(nb: 
     ]
 
 
+def test_a_cell_run_again_replaces_its_table_and_a_failed_run_leaves_none(nb: Notebook) -> None:
+    nb.ok("%%etl transform t\nSELECT range AS n FROM range(3)")
+    nb.ok("%%etl transform u\nSELECT sum(n) AS total FROM t")
+    again = nb.ok("%%etl transform t\nSELECT range AS n FROM range(5)")
+    assert again.text().splitlines()[0].startswith("transform t: 5 rows \u00d7 1 column in ")
+    assert nb.pipeline().table("t")["n"].to_list() == [0, 1, 2, 3, 4]
+    failed = nb("%%etl transform t\nSELECT nope FROM range(3)")
+    assert failed.message.startswith("PipelineError: SQL error in transform 't' at line 1, column 8: ")
+    assert nb("%etl show t").message == (
+        "PipelineError: Step 't' has no output yet: run its cell or %etl run first."
+    )
+    assert "which has not run in this session yet" in nb("%%etl transform u\nSELECT sum(n) FROM t").message
+    nb.ok("%%etl transform t\nSELECT 7 AS n")
+    assert nb.pipeline().table("t").to_dicts() == [{"n": 7}]
+
+
 def test_reset_drops_tables_and_keeps_declarations(nb: Notebook) -> None:
     setup(nb)
     result = nb.ok("%etl reset")
