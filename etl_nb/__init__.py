@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
 from etl_nb.results import RunResult, StepResult
-from etl_nb.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from etl_nb.pipeline import Pipeline
+    from etl_nb.retry import RetryPolicy
 
 # Imported on first use: `Pipeline` brings DuckDB, Polars, pyarrow and SQLAlchemy (about half a
-# second), which `etl-nb --help`, `etl-nb runs` and the server extension's start-up do not need.
-_LAZY = {"Pipeline": "etl_nb.pipeline"}
+# second), which `etl-nb --help`, `etl-nb runs` and the server extension's start-up do not need;
+# `RetryPolicy` brings tenacity (and with it tornado), which `%load_ext etl_nb` does not need.
+_LAZY = {"Pipeline": "etl_nb.pipeline", "RetryPolicy": "etl_nb.retry"}
 
 __version__ = "0.1.0"
 
@@ -45,7 +46,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``etl_nb.Pipeline``, imported when first asked for."""
+    """``etl_nb.Pipeline`` and ``etl_nb.RetryPolicy``, imported when first asked for."""
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -407,11 +407,11 @@ class Runner:
                 return None
             # Stored, also when nobody reads it: a run succeeds only if every step's SQL ran.
             try:
-                self.session.put(step.name, bindable_sql(step.sql), table=True, reads=reads)
+                rows = self.session.put(step.name, bindable_sql(step.sql), table=True, reads=reads)
             except duckdb.Error as exc:
                 raise self._sql_error(step.name, exc) from None
             self._count_read_steps(reads)
-            return self.session.count(step.name)
+            return rows if rows is not None else self.session.count(step.name)
         inputs = [a for a, b in self.dag.edges if b == step.name]
         frames = {name: self.session.relation(name).pl() for name in inputs}
         self.session.put_arrow(step.name, run_python(step, frames, params))
@@ -483,8 +483,11 @@ class Runner:
         profile of the statement; a step a load reads directly has the rows the load
         wrote (``direct_rows``) if the profile did not give them. Nothing is read again.
         """
+        fused = self.session.fused_upstream(reads)
+        if not fused:  # nothing ran inside the statement: its profile has nothing to give
+            return
         scans, counted = self.session.last_profile()
-        for name in self.session.fused_upstream(reads):
+        for name in fused:
             result = self._results.get(name)
             if result is None or result.rows is not None or not result.ran:
                 continue

@@ -89,21 +89,32 @@ class Session:
 
     def put(
         self, name: str, relation: duckdb.DuckDBPyRelation | str, *, table: bool, reads: Iterable[str] = ()
-    ) -> None:
-        """Make ``name`` a table or a view of ``relation`` (a relation, or a SELECT reading ``reads``)."""
-        self.drop(name)
+    ) -> int | None:
+        """Make ``name`` a table or a view of ``relation`` (a relation, or a SELECT reading ``reads``).
+
+        Returns the rows of a table made from a SELECT, as DuckDB reports them (no count query), else None.
+        """
+        # A table made again from a SELECT replaces the old one in the same statement (one round trip).
+        replace = table and isinstance(relation, str) and self.objects.get(name) == "table"
+        if not replace:
+            self.drop(name)
+        rows = None
         if isinstance(relation, str):
             kind = "TABLE" if table else "VIEW"
             text, first = self._wrap(relation, reads)
+            create = "CREATE OR REPLACE" if replace else "CREATE"
             try:
-                self.con.execute(f"CREATE {kind} {quote(name)} AS {text}")
+                done = self.con.execute(f"{create} {kind} {quote(name)} AS {text}").fetchall()
             except duckdb.Error as exc:
+                self.drop(name)  # a step that failed has no output, as when it is made afresh
                 raise in_user_lines(exc, first, relation) from None
+            rows = int(done[0][0]) if table and done else None
         elif table:
             relation.to_table(name)
         else:
             relation.create_view(name, replace=True)
         self.objects[name] = "table" if table else "view"
+        return rows
 
     def put_arrow(self, name: str, data: pa.RecordBatchReader | pa.Table) -> None:
         """Store Arrow data as table ``name``, streaming batch by batch."""

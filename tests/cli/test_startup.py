@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,34 @@ def test_pipeline_is_still_importable_from_the_package() -> None:
 def test_listing_runs_and_schedules_needs_the_store_but_no_engine(command: list[str]) -> None:
     loaded = _imported_after(f"import etl_nb.cli as cli; cli.main({command!r})")
     assert [m for m in loaded if m != "sqlalchemy"] == []  # the store is SQLAlchemy; the engine is not needed
+
+
+def test_load_ext_registers_the_magics_without_the_engine(tmp_path: Path) -> None:
+    """`%load_ext etl_nb` in a shell is light; the first `%%etl` cell brings the engine and works."""
+    engine = ("duckdb", "polars", "pyarrow", "sqlalchemy")
+    script = (
+        "import io, os, sys\n"
+        "from contextlib import redirect_stdout\n"
+        f"os.environ['IPYTHONDIR'] = {str(tmp_path / 'ipython')!r}\n"
+        f"os.environ['ETL_NB_STORE_URL'] = 'sqlite:///{tmp_path / 'runs.db'}'\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "from IPython.testing.globalipapp import start_ipython\n"
+        "shell = start_ipython()\n"
+        "with redirect_stdout(io.StringIO()):\n"
+        "    shell.run_line_magic('load_ext', 'etl_nb')\n"
+        f"print('after load:' + ','.join(m for m in {engine!r} if m in sys.modules))\n"
+        "print('magic:' + str('etl' in shell.magics_manager.magics['cell']))\n"
+        "with redirect_stdout(io.StringIO()):\n"
+        "    result = shell.run_cell('%%etl transform answer\\nSELECT 42 AS answer')\n"
+        "print('cell:' + str(result.success))\n"
+        "import etl_nb\n"
+        "print('rows:' + str(etl_nb.current().table('answer').to_dicts()))\n"
+        "print('base_dir:' + str(etl_nb.current().base_dir))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    assert lines["after load"] == ""
+    assert lines["magic"] == "True"
+    assert lines["cell"] == "True"
+    assert lines["rows"] == "[{'answer': 42}]"
+    assert Path(lines["base_dir"]) == tmp_path.resolve()

@@ -46,6 +46,7 @@ def nb(ipython: Any, workdir: Path) -> Iterator[Notebook]:
 
     ipython.reset(new_session=False)
     magics._sessions.clear()
+    magics._loaded_in.clear()  # %load_ext runs once per shell: the first cell takes this test's folder
     notebook = Notebook(ipython)
     notebook.ok("%load_ext etl_nb")
     yield notebook

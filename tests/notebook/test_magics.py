@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from nbtools import ANSI, Notebook
 
-from etl_nb.notebook.magics import EtlUsageError
+from etl_nb.notebook.session import EtlUsageError
 
 SETUP = [
     "%etl connect lake data",
@@ -64,6 +64,47 @@ def test_preview_shows_ten_rows_of_many_and_show_limit_shows_fewer(nb: Notebook)
     assert shown["text/html"].count("<tr>") == 1 + 3
 
 
+# Plain types (fetched as Python values), others (through Arrow), NULLs, edge values, no rows.
+TYPED = (
+    "SELECT true AS b, -1::TINYINT AS t, 2::SMALLINT AS s, 3::INTEGER AS i, 4::BIGINT AS bi, "
+    "5::UTINYINT AS ut, 18446744073709551615::UBIGINT AS ub, 1.1::FLOAT AS f, 'nan'::DOUBLE AS d, "
+    "'infinity'::DOUBLE AS inf, 'x' AS v, 1.20::DECIMAL(10,2) AS m, "
+    "12345678901234567890.123::DECIMAL(38,3) AS m38, NULL::INTEGER AS n"
+)
+OTHER_TYPES = (
+    "SELECT DATE '2026-01-02' AS day, TIMESTAMP '2026-01-02 03:04:05.123456' AS at, "
+    "TIMESTAMPTZ '2026-01-01 00:00:00+00' AS tz, TIME '01:02:03' AS tm, 1::HUGEINT AS h, "
+    "'a'::BLOB AS bl, [1, 2] AS l, {'a': 1, 'b': 'x'} AS st, 4 AS n"
+)
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        TYPED,
+        f"{TYPED} UNION ALL SELECT {', '.join(['NULL'] * 14)}",
+        f"SELECT * FROM ({TYPED}) WHERE false",
+        OTHER_TYPES,
+        "SELECT range AS n, range AS n FROM range(3)",  # DuckDB renames a repeated name
+        "SELECT range AS n, [range] AS n FROM range(3)",
+    ],
+    ids=["plain", "nulls", "no-rows", "other", "repeated-names", "repeated-names-other"],
+)
+def test_the_preview_is_duckdbs_own_polars_frame_for_every_type(nb: Notebook, select: str) -> None:
+    from etl_nb.notebook.preview import StepPreview
+
+    shown = nb.ok(f"%%etl transform typed\n{select}").outputs[0]["text/plain"].splitlines()
+    expected = nb.pipeline().session.con.sql(f"SELECT * FROM ({select}) LIMIT 10")
+    preview = StepPreview(
+        "typed",
+        expected.pl(),
+        len(expected.fetchall()),
+        kind="transform",
+        types=[str(t) for t in expected.types],
+    )
+    assert shown[1:] == preview.text().splitlines()[1:]  # all but the time taken
+
+
 def test_sql_transform_reads_earlier_cells_and_binds_a_notebook_parameter(nb: Notebook) -> None:
     setup(nb)
     nb.ok('start_date = "2026-01-10"')
@@ -117,7 +158,7 @@ def test_load_cell_writes_the_step_to_a_parquet_file(nb: Notebook, workdir: Path
 
 
 def test_rerunning_an_unchanged_cell_reuses_its_parse(nb: Notebook) -> None:
-    from etl_nb.notebook.magics import _parse
+    from etl_nb.notebook.session import _parse
 
     setup(nb)
     before = _parse.cache_info().hits
@@ -207,6 +248,22 @@ def test_dag_is_a_mermaid_bundle_with_text_and_marks_failed_and_stale_steps(nb: 
         "revenue    <- orders, rates",
         "top        <- revenue  [stale]",
     ]
+
+
+def test_a_cell_run_again_replaces_its_table_and_a_failed_run_leaves_none(nb: Notebook) -> None:
+    nb.ok("%%etl transform t\nSELECT range AS n FROM range(3)")
+    nb.ok("%%etl transform u\nSELECT sum(n) AS total FROM t")
+    again = nb.ok("%%etl transform t\nSELECT range AS n FROM range(5)")
+    assert again.text().splitlines()[0].startswith("transform t: 5 rows \u00d7 1 column in ")
+    assert nb.pipeline().table("t")["n"].to_list() == [0, 1, 2, 3, 4]
+    failed = nb("%%etl transform t\nSELECT nope FROM range(3)")
+    assert failed.message.startswith("PipelineError: SQL error in transform 't' at line 1, column 8: ")
+    assert nb("%etl show t").message == (
+        "PipelineError: Step 't' has no output yet: run its cell or %etl run first."
+    )
+    assert "which has not run in this session yet" in nb("%%etl transform u\nSELECT sum(n) FROM t").message
+    nb.ok("%%etl transform t\nSELECT 7 AS n")
+    assert nb.pipeline().table("t").to_dicts() == [{"n": 7}]
 
 
 def test_reset_drops_tables_and_keeps_declarations(nb: Notebook) -> None:
