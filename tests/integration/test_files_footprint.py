@@ -67,3 +67,43 @@ def test_schema_drift_of_a_fused_csv_extract_is_still_seen(tmp_path: Path) -> No
     assert "drift" in orders.detail
     assert "amount" in (orders.error or "")
     assert "total" in (orders.error or "")
+
+
+def _wide_csv(path: Path, rows: int, odd: dict[int, str]) -> None:
+    """A CSV whose rows are about 1 kB wide, so that the reader's 8 MB buffers hold ~8,000 rows."""
+    pad = "x" * 1000
+    path.write_text("n,pad\n" + "".join(f"{odd.get(i, i)},{pad}\n" for i in range(rows)))
+
+
+def test_the_smaller_csv_buffers_type_columns_from_the_whole_sample(tmp_path: Path) -> None:
+    # Row 15,000 is past the first 8 MB buffer but inside DuckDB's 20,480-row type sample.
+    _wide_csv(tmp_path / "wide.csv", 30_000, {15_000: "oops"})
+    p = Pipeline("wide", base_dir=tmp_path)
+    p.connect("lake", ".")
+    p.extract("wide", source="lake", path="wide.csv")
+    p.transform("counted", sql="SELECT count(n) AS n FROM wide")
+    result = p.run()
+    result.raise_for_status()
+    assert result.steps["wide"].detail["columns"]["n"] == "VARCHAR"
+    assert p.table("counted")["n"].to_list() == [30_000]
+
+
+def test_a_bad_value_far_into_a_csv_is_still_named_by_its_line(tmp_path: Path) -> None:
+    _wide_csv(tmp_path / "wide.csv", 40_000, {35_000: "oops"})
+    p = Pipeline("wide", base_dir=tmp_path)
+    p.connect("lake", ".")
+    p.extract("wide", source="lake", path="wide.csv")
+    p.transform("counted", sql="SELECT sum(n) AS n FROM wide")
+    result = p.run()
+    assert result.status == "failed"
+    assert "line 35,002, column 'n': 'oops'" in (result.error or "")  # the header is line 1
+
+
+def test_a_longer_max_line_size_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "long.csv").write_text("a,b\n1," + "y" * (3 * 2**20) + "\n")
+    p = Pipeline("long", base_dir=tmp_path)
+    p.connect("lake", ".")
+    p.extract("long", source="lake", path="long.csv", options={"max_line_size": 4 * 2**20})
+    p.transform("width", sql="SELECT length(b) AS width FROM long")
+    p.run().raise_for_status()
+    assert p.table("width")["width"].to_list() == [3 * 2**20]
