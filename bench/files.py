@@ -116,7 +116,8 @@ def run_pandas(orders: Path, rates: Path, out: Path) -> None:
 
 RUNNERS = {"etl_nb": run_etl_nb, "duckdb": run_duckdb, "polars": run_polars, "pandas": run_pandas}
 IMPORTS = {
-    "etl_nb": ("etl_nb",),
+    # `import etl_nb` loads no engine (it is lazy since issue 13): what a run needs is etl_nb.pipeline.
+    "etl_nb": ("etl_nb", "etl_nb.pipeline"),
     "duckdb": ("duckdb",),
     "polars": ("polars",),
     "pandas": ("pandas", "pyarrow"),

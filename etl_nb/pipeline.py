@@ -11,10 +11,9 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import duckdb
-import polars as pl
 
 from etl_nb.connectors import ConnectorContext
 from etl_nb.engine.cache import RunCache, check_resumable
@@ -44,6 +43,9 @@ from etl_nb.spec import (
     validated,
 )
 from etl_nb.store import RUN_ID_ENV, RunRecorder, RunStore, default_store_url, new_run_id
+
+if TYPE_CHECKING:  # only for annotations: .pl() imports it when asked
+    import polars as pl
 
 __all__ = ["DRY_RUN_ENV", "RUN_ID_ENV", "Pipeline", "RunResult", "StepResult", "new_run_id"]
 

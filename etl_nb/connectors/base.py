@@ -18,14 +18,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import duckdb
-import pyarrow as pa
 
 from etl_nb._secrets import resolve
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec, ExtractStep, LoadStep
+
+if TYPE_CHECKING:  # only for annotations: a files pipeline never loads it
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,14 @@ class Connector(ABC):
     def take_warnings(self, step: str) -> list[str]:
         """The notes about ``step`` since the last call, and forget them."""
         return self._warnings.pop(step, [])
+
+    def scanned_columns(self, select: str) -> dict[str, str] | None:
+        """The columns (name: DuckDB type) of ``select``, a SELECT that ``scan`` returned, when the
+        connector bound it already; None (the default) lets the engine bind it itself.
+
+        Binding a CSV read sniffs the file again (about 30 ms of CPU for 100 MB).
+        """
+        return None
 
     def open(self) -> None:
         """Resolve secrets and connect; called once before the first read or write."""

@@ -58,6 +58,10 @@ _APPENDABLE = {"csv", "ndjson"}
 CSV_MISSING = ("NA", "N/A", "NULL", "null", "NaN", "")
 # DuckDB's CSV sniffer types columns from this many rows; the text-column warning looks at as many.
 _CSV_SAMPLE_ROWS = 20_480
+# DuckDB's CSV reader reads a file in buffers of 16 times max_line_size (32 MB); two threads keep
+# several in flight. 8 MB buffers cut a 100 MB file's peak by about 25 MB at the same speed
+# (bench/notes/files.md); the sniffer reads across buffers, so the types do not change.
+_CSV_BUFFER_BYTES = 8 * 2**20
 # A text column is "nearly every value numeric" when at least this share of its values is.
 _NUMERIC_SHARE = 0.9
 
@@ -87,6 +91,7 @@ class FilesConnector(Connector):
             )
         folder = self.resolved(self.spec.url)
         self.folder = (self.context.base_dir / Path(folder).expanduser()).resolve()
+        self._described: dict[str, dict[str, str]] = {}  # a CSV read's columns, by its SELECT
 
     # --- reading -----------------------------------------------------------------------
 
@@ -124,9 +129,16 @@ class FilesConnector(Connector):
         fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
         select = reader_sql(fmt, paths, dict(extract.options), extract.name)
         if fmt == "csv":
-            for message in _text_columns_of_numbers(select, extract, connection):
-                self.warn(extract.name, message)
+            described = _describe(select, connection)
+            if described is not None:
+                self._described[select] = described
+                for message in _text_columns_of_numbers(select, described, extract, connection):
+                    self.warn(extract.name, message)
         return select
+
+    def scanned_columns(self, select: str) -> dict[str, str] | None:
+        """The columns of a CSV read ``scan`` returned, as its check bound them (no second sniff)."""
+        return self._described.get(select)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -373,6 +385,8 @@ def reader_sql(fmt: str, paths: list[str], options: dict[str, Any], step: str) -
         options["sep"] = options.pop("delimiter")
     if fmt == "csv":
         options.setdefault("nullstr", list(CSV_MISSING))
+        if "buffer_size" not in options and "max_line_size" not in options:  # the buffer must fit a line
+            options["buffer_size"] = _CSV_BUFFER_BYTES
     if fmt in ("json", "ndjson"):
         options.setdefault("format", "newline_delimited" if fmt == "ndjson" else "auto")
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json", "ndjson": "read_json"}[fmt]
@@ -520,8 +534,19 @@ def _file_merge_counts(request: WriteRequest, target: Path, fmt: str) -> dict[st
     return merge_counts(staged - hits, updated, hits - updated, dict(zip(values, per_column, strict=True)))
 
 
+def _describe(select: str, connection: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    """The columns and types of ``select`` (None if it does not bind: the extract reports that)."""
+    cursor = connection.cursor()  # a side query: never leaves a result open on the session
+    try:
+        return {str(name): str(kind) for name, kind, *_ in cursor.execute(f"DESCRIBE {select}").fetchall()}
+    except duckdb.Error:
+        return None
+    finally:
+        cursor.close()
+
+
 def _text_columns_of_numbers(
-    select: str, extract: ExtractStep, connection: duckdb.DuckDBPyConnection
+    select: str, described: dict[str, str], extract: ExtractStep, connection: duckdb.DuckDBPyConnection
 ) -> list[str]:
     """A warning for each text column of a CSV read whose values are nearly all numbers.
 
@@ -538,15 +563,11 @@ def _text_columns_of_numbers(
         if isinstance(options.get(key), dict)
         for c in options[key]
     }
+    columns = [name for name, kind in described.items() if kind == "VARCHAR" and name not in typed]
+    if not columns:
+        return []
     cursor = connection.cursor()  # a side query: never leaves a result open on the session
     try:
-        columns = [
-            name
-            for name, kind, *_ in cursor.execute(f"DESCRIBE {select}").fetchall()
-            if kind == "VARCHAR" and name not in typed
-        ]
-        if not columns:
-            return []
         aggregates = []
         for column in columns:
             c = _ident(column)

@@ -33,10 +33,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from etl_nb._logging import get_logger
 from etl_nb._secrets import resolve
@@ -60,6 +59,9 @@ from etl_nb.spec import (
 )
 from etl_nb.store.fingerprints import FingerprintStore, StepFingerprintRecord
 from etl_nb.store.runs import RunStore, aware
+
+if TYPE_CHECKING:  # a files pipeline never loads pyarrow (memory: docs/engine.md)
+    import pyarrow as pa
 
 log = get_logger()
 
@@ -174,6 +176,8 @@ class RunCache:
         spool (when the stream was read to its end) becomes the output the run
         keeps for ``--resume``. Memory stays flat; the spool is deleted after the run.
         """
+        import pyarrow as pa
+
         step = self.dag.nodes[node]
         if not self._remote(step):
             return reader

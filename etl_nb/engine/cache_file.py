@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from etl_nb._logging import get_logger
 from etl_nb.engine.sqltext import quote
@@ -165,6 +164,8 @@ class OutputCache:
         if spooled is None:
             source = f"main.{quote(step)}"
         else:
+            import pyarrow as pa
+
             source = "_etl_nb_spooled"
             con.register(source, pa.ipc.open_stream(str(spooled)))
         try:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
-import pyarrow as pa
 
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.spec import TransformStep
+
+if TYPE_CHECKING:  # imported when a Python step runs
+    import polars as pl
+    import pyarrow as pa
 
 
 def run_python(
@@ -29,6 +31,8 @@ def run_python(
 
 def _call_python(step: TransformStep, frames: dict[str, pl.DataFrame], params: Mapping[str, Any]) -> Any:
     """Run a Python transform; its result is the last expression (or its function's return)."""
+    import polars as pl
+
     try:
         if step.function is not None:
             return step.function(**frames)
@@ -71,6 +75,9 @@ def _user_line(exc: BaseException, name: str) -> str:
 
 
 def _as_arrow(name: str, result: Any) -> pa.Table | pa.RecordBatchReader:
+    import polars as pl
+    import pyarrow as pa
+
     if isinstance(result, pl.LazyFrame):
         result = result.collect()
     if isinstance(result, pl.DataFrame):

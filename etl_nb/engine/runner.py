@@ -15,10 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import duckdb
-import pyarrow as pa
 
 from etl_nb._logging import get_logger
 from etl_nb.connectors import (
@@ -50,6 +49,9 @@ from etl_nb.spec import (
     TransformStep,
     step_id,
 )
+
+if TYPE_CHECKING:  # a files pipeline never loads pyarrow (memory: docs/engine.md)
+    import pyarrow as pa
 
 _Sent = TypeVar("_Sent")
 
@@ -118,6 +120,8 @@ class Runner:
         self._attempts: dict[str, int] = {}  # node -> attempts made, when a step was retried
         self._schemas: Mapping[str, tuple[str, Mapping[str, str]]] = {}
         self._results: dict[str, StepResult] = {}  # this run's outcomes so far, by node
+        # A fused extract's columns, when its connector bound its SELECT already (a CSV sniff saved).
+        self._scanned: dict[str, dict[str, str] | None] = {}
 
     def _typed(self, spec: PipelineSpec) -> PipelineSpec:
         """``spec`` with each ``auto`` connection typed (where its ``${VAR}`` is set), so that a
@@ -157,6 +161,7 @@ class Runner:
         )
         order = [n for n in self.dag.order() if n in wanted]
         self._results = {}
+        self._scanned = {}
         outcome = RunOutcome(steps=[])
         pending: list[PendingWrite] = []
         staged: list[tuple[StepResult, PendingWrite]] = []
@@ -343,6 +348,7 @@ class Runner:
             storage = self._plan.storage(step.name)
             if storage == "fused":
                 self.session.fuse(step.name, select)
+                self._scanned[step.name] = connector.scanned_columns(select)
                 return
             try:
                 self.session.put(step.name, select, table=storage == "table")
@@ -367,6 +373,8 @@ class Runner:
         ``ConnectorError`` on page 7, say) is raised as itself so that its message
         reaches the user and a transient one is retried.
         """
+        import pyarrow as pa
+
         failure: list[EtlError] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -579,8 +587,10 @@ class Runner:
 
     def _note_drift(self, step: ExtractStep, result: StepResult) -> None:
         """Keep the extract's columns; flag a change since its last good run (or fail the run)."""
-        relation = self.session.relation(step.name)
-        columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
+        columns = self._scanned.pop(step.name, None)
+        if columns is None:
+            relation = self.session.relation(step.name)
+            columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
         result.detail = {**(result.detail or {}), "columns": columns}
         last = self._schemas.get(step.name)
         if last is None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pyarrow as pa
 
 from etl_nb._secrets import resolve
 from etl_nb.connectors import Connector, ConnectorContext, connector_class
 from etl_nb.engine.sqltext import in_user_lines, quote, sql_body
 from etl_nb.errors import ConnectorError, PipelineError
 from etl_nb.spec import AUTO_CONNECTION_TYPE, ConnectionSpec, infer_connection_type
+
+if TYPE_CHECKING:  # a files pipeline never loads pyarrow (memory: docs/engine.md)
+    import pyarrow as pa
 
 
 class Session:
@@ -349,6 +351,8 @@ class OneScan:
         )
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        import pyarrow as pa
+
         reader, self._reader = self._reader, None
         if reader is None:
             self.refuse()
