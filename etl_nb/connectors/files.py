@@ -58,6 +58,8 @@ _APPENDABLE = {"csv", "ndjson"}
 CSV_MISSING = ("NA", "N/A", "NULL", "null", "NaN", "")
 # DuckDB's CSV sniffer types columns from this many rows; the text-column warning looks at as many.
 _CSV_SAMPLE_ROWS = 20_480
+# The temp table holding that sample on a side connection while the CSV read is checked.
+_SAMPLE = "etl_nb_csv_sample"
 # DuckDB's CSV reader reads a file in buffers of 16 times max_line_size (32 MB); two threads keep
 # several in flight. 8 MB buffers cut a 100 MB file's peak by about 25 MB at the same speed
 # (bench/notes/files.md); the sniffer reads across buffers, so the types do not change.
@@ -129,11 +131,11 @@ class FilesConnector(Connector):
         fmt = extract.format or READ_FORMATS[Path(extract.path).suffix.lower()]
         select = reader_sql(fmt, paths, dict(extract.options), extract.name)
         if fmt == "csv":
-            described = _describe(select, connection)
+            described, warnings = _sniff_csv(select, extract, connection)
             if described is not None:
                 self._described[select] = described
-                for message in _text_columns_of_numbers(select, described, extract, connection):
-                    self.warn(extract.name, message)
+            for message in warnings:
+                self.warn(extract.name, message)
         return select
 
     def scanned_columns(self, select: str) -> dict[str, str] | None:
@@ -534,25 +536,36 @@ def _file_merge_counts(request: WriteRequest, target: Path, fmt: str) -> dict[st
     return merge_counts(staged - hits, updated, hits - updated, dict(zip(values, per_column, strict=True)))
 
 
-def _describe(select: str, connection: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
-    """The columns and types of ``select`` (None if it does not bind: the extract reports that)."""
-    cursor = connection.cursor()  # a side query: never leaves a result open on the session
+def _sniff_csv(
+    select: str, extract: ExtractStep, connection: duckdb.DuckDBPyConnection
+) -> tuple[dict[str, str] | None, list[str]]:
+    """The columns of a CSV read and its text-column warnings, from one sniff of the file.
+
+    The sniffer's sample is kept in a temp table, so the columns and the warnings
+    come from one read of the file's first rows (each sniff costs about 30 ms on a
+    large file). None if the read does not bind or convert: the extract reports that.
+    """
+    cursor = connection.cursor()  # a side connection: its temp table and results stay its own
     try:
-        return {str(name): str(kind) for name, kind, *_ in cursor.execute(f"DESCRIBE {select}").fetchall()}
+        cursor.execute(f"CREATE TEMP TABLE {_SAMPLE} AS SELECT * FROM ({select}) LIMIT {_CSV_SAMPLE_ROWS}")
+        described = {
+            str(name): str(kind) for name, kind, *_ in cursor.execute(f"DESCRIBE {_SAMPLE}").fetchall()
+        }
+        return described, _text_columns_of_numbers(described, extract, cursor)
     except duckdb.Error:
-        return None
+        return None, []
     finally:
-        cursor.close()
+        cursor.close()  # the temp table goes with its connection
 
 
 def _text_columns_of_numbers(
-    select: str, described: dict[str, str], extract: ExtractStep, connection: duckdb.DuckDBPyConnection
+    described: dict[str, str], extract: ExtractStep, cursor: duckdb.DuckDBPyConnection
 ) -> list[str]:
     """A warning for each text column of a CSV read whose values are nearly all numbers.
 
     Such a column usually hides a missing-value marker the reader does not know
-    (``?``, ``-``) or decimal commas. Only the sniffer's sample is looked at, and
-    only when the read has text columns, so a plain numeric file costs nothing more.
+    (``?``, ``-``) or decimal commas. Only the sniffer's sample (the temp table
+    ``_sniff_csv`` made) is looked at, and only when the read has text columns.
     """
     options = extract.options
     if options.get("all_varchar"):
@@ -566,24 +579,17 @@ def _text_columns_of_numbers(
     columns = [name for name, kind in described.items() if kind == "VARCHAR" and name not in typed]
     if not columns:
         return []
-    cursor = connection.cursor()  # a side query: never leaves a result open on the session
-    try:
-        aggregates = []
-        for column in columns:
-            c = _ident(column)
-            aggregates += [
-                f"count({c})",
-                f"count(TRY_CAST({c} AS DOUBLE))",
-                f"count(TRY_CAST(replace({c}, ',', '.') AS DOUBLE))",
-                f"mode({c}) FILTER (WHERE TRY_CAST({c} AS DOUBLE) IS NULL)",
-                f"min({c}) FILTER (WHERE {c} LIKE '%,%')",
-            ]
-        sample = f"SELECT {', '.join(_ident(c) for c in columns)} FROM ({select}) LIMIT {_CSV_SAMPLE_ROWS}"
-        counts = cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({sample})").fetchall()[0]
-    except duckdb.Error:
-        return []  # the read itself fails: the extract reports that, not this hint
-    finally:
-        cursor.close()
+    aggregates = []
+    for column in columns:
+        c = _ident(column)
+        aggregates += [
+            f"count({c})",
+            f"count(TRY_CAST({c} AS DOUBLE))",
+            f"count(TRY_CAST(replace({c}, ',', '.') AS DOUBLE))",
+            f"mode({c}) FILTER (WHERE TRY_CAST({c} AS DOUBLE) IS NULL)",
+            f"min({c}) FILTER (WHERE {c} LIKE '%,%')",
+        ]
+    counts = cursor.execute(f"SELECT {', '.join(aggregates)} FROM {_SAMPLE}").fetchall()[0]
     warnings = []
     for i, column in enumerate(columns):
         values, numbers, comma_numbers, token, comma_value = counts[5 * i : 5 * i + 5]
