@@ -209,10 +209,6 @@ def _silence_stdout() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from etl_nb.runs.executor import execute_claimed, reap
-    from etl_nb.runs.submit import dispatch, queue_run
-    from etl_nb.store.queue import ACTIVE, RunQueue
-
     if args.dry_run:
         from etl_nb.pipeline import DRY_RUN_ENV
 
@@ -222,21 +218,50 @@ def _run(args: argparse.Namespace) -> int:
     if (args.cache or args.resume) and args.backend != "local":
         raise EtlError("--cache and --resume run on this machine: drop --backend celery.")
     _ask_kernel_for_cache(args)
-    reap()
-    run_id = queue_run(
-        args.notebook, dict(args.param), trigger="manual", backend=args.backend, timeout=args.timeout
-    )
-    if args.backend == "local":
-        # In this process, holding the run's lease: a killed `etl-nb run` is reaped as worker lost.
-        execute_claimed(run_id, progress=sys.stderr.isatty())
-    else:
-        dispatch(run_id, args.backend)
-        queue = RunQueue()
-        while (queue.status(run_id) or "failed") in ACTIVE:
-            time.sleep(0.5)
-            reap()
+    kernel = _early_kernel(args)
+    try:
+        from etl_nb.runs.executor import execute_claimed, reap
+        from etl_nb.runs.submit import dispatch, queue_run
+        from etl_nb.store.queue import ACTIVE, RunQueue
+
+        reap()
+        run_id = queue_run(
+            args.notebook,
+            dict(args.param),
+            trigger="manual",
+            backend=args.backend,
+            timeout=args.timeout,
+            run_id=kernel.run_id if kernel else None,
+        )
+        if args.backend == "local":
+            # In this process, holding the run's lease: a killed `etl-nb run` is reaped as worker lost.
+            execute_claimed(run_id, progress=sys.stderr.isatty(), kernel=kernel)
+        else:
+            dispatch(run_id, args.backend)
+            queue = RunQueue()
+            while (queue.status(run_id) or "failed") in ACTIVE:
+                time.sleep(0.5)
+                reap()
+    finally:
+        if kernel is not None:
+            kernel.discard()  # refused parameters, say: the run never reached it (nothing once it ran)
     _print_run(run_id)
     return EXIT_OK if RunQueue().status(run_id) == "success" else EXIT_FAILED_RUN
+
+
+def _early_kernel(args: argparse.Namespace) -> Any:
+    """The run's kernel, started before the run is checked and recorded (``etl_nb.runs.kernel``).
+
+    Starting a kernel takes about as long as the checks: side by side, the notebook starts
+    sooner. None for another backend, or when the kernel cannot start here.
+    """
+    if args.backend != "local":
+        return None
+    from etl_nb.project import default_store_url
+    from etl_nb.runs.kernel import EarlyKernel, find_notebook
+
+    source = find_notebook(args.notebook)
+    return EarlyKernel.start(source, default_store_url()) if source else None
 
 
 def _ask_kernel_for_cache(args: argparse.Namespace) -> None:
