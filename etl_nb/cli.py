@@ -250,11 +250,11 @@ def _run(args: argparse.Namespace) -> int:
             while (queue.status(run_id) or "failed") in ACTIVE:
                 time.sleep(0.5)
                 reap()
+        _print_run(run_id)  # while the kernel exits
+        return EXIT_OK if RunQueue().status(run_id) == "success" else EXIT_FAILED_RUN
     finally:
         if kernel is not None:
-            kernel.discard()  # refused parameters, say: the run never reached it (nothing once it ran)
-    _print_run(run_id)
-    return EXIT_OK if RunQueue().status(run_id) == "success" else EXIT_FAILED_RUN
+            kernel.close()  # waits for it to exit; kills it when the run never reached it
 
 
 def _early_kernel(args: argparse.Namespace) -> Any:

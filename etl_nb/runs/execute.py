@@ -64,8 +64,9 @@ def execute_notebook(
     ``recorded``: the run is already in the store (queued, then claimed by
     ``etl_nb.runs.executor``), so its start is not recorded again.
     ``kernel``: a kernel started early for this run (``etl-nb run``); it runs
-    the notebook when it is the kernel papermill would start (else papermill
-    starts one), and is shut down here either way.
+    the notebook when it is the kernel papermill would start (else it is
+    closed and papermill starts one). It is asked to stop once the notebook
+    ran; the caller closes it (``EarlyKernel.close``) once the run is shown.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -89,7 +90,7 @@ def execute_notebook(
     env = kernel_environment(run_id, store_url, source)
     kernel_name = nb.metadata.get("kernelspec", {}).get("name")
     if kernel is not None and not kernel.fits(kernel_name, source.parent, env):
-        kernel.discard()
+        kernel.close()
         kernel = None
     try:
         with _kernel_environment(env), _kernel_options(kernel) as options:
@@ -154,12 +155,12 @@ def _execution_error(exc: Any, executed: Path) -> str:
 
 @contextmanager
 def _kernel_options(kernel: EarlyKernel | None) -> Iterator[dict[str, Any]]:
-    """papermill's kernel options: the early kernel (shut down afterwards), else a kernel papermill starts."""
+    """papermill's kernel options: the early kernel (asked to stop afterwards), else one papermill starts."""
     if kernel is not None:
         try:
             yield {"km": kernel.manager}
         finally:
-            kernel.stop()
+            kernel.ask_to_stop()
         return
     with kernel_runtime_folder() as runtime:
         yield {"kernel_manager_class": ipc_kernel_manager(runtime)}

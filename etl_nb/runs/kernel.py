@@ -31,6 +31,7 @@ from etl_nb.store.recorder import RUN_ID_ENV, new_run_id
 NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
 # What nbclient adds to an IPython kernel's command line (NotebookClient.ipython_hist_file).
 HISTORY_ARGS = ["--HistoryManager.hist_file=:memory:"]
+EXIT_POLL_SECONDS = 0.01  # how often a stopping kernel is checked for having exited (jupyter_client: 0.1)
 
 
 def kernel_environment(run_id: str, store_url: str, notebook: Path) -> dict[str, str]:
@@ -107,6 +108,7 @@ class EarlyKernel:
         self.manager, self.kernel_name, self.cwd, self.env = manager, kernel_name, cwd, dict(env)
         self._runtime = runtime  # the runtime folder's context manager: left when the kernel stops
         self.stopped = False
+        self._asked = False  # to exit (ask_to_stop)
 
     @property
     def run_id(self) -> str:
@@ -141,8 +143,27 @@ class EarlyKernel:
         """Whether this is the kernel papermill would start for the run (same spec, folder, environment)."""
         return (kernel_name, cwd, dict(env)) == (self.kernel_name, self.cwd, self.env)
 
-    def stop(self) -> None:
-        """Shut the kernel down (asking it first, as papermill does), close its clients, remove its folder."""
+    def ask_to_stop(self) -> None:
+        """The notebook ran: ask the kernel to exit (as papermill does), without waiting for it.
+
+        It exits while the run is recorded and shown; ``close`` then waits for it.
+        """
+        from jupyter_core.utils import run_sync
+
+        if self._asked or self.stopped:
+            return
+        self._asked = True
+        with contextlib.suppress(RuntimeError):  # "No kernel is running!": it died already
+            if run_sync(self.manager.is_alive)():
+                run_sync(self.manager.interrupt_kernel)()
+                run_sync(self.manager.request_shutdown)()
+
+    def close(self) -> None:
+        """Wait for a kernel asked to stop to exit, else kill it (it never ran the notebook); then clean up.
+
+        As ``shutdown_kernel`` does: SIGTERM, then SIGKILL, when it takes longer than
+        ``shutdown_wait_time``; it is looked at every 10 ms instead of 100 ms. Nothing once closed.
+        """
         from jupyter_core.utils import run_sync
 
         if self.stopped:
@@ -150,29 +171,15 @@ class EarlyKernel:
         self.stopped = True
         manager = self.manager
         try:
-            with contextlib.suppress(RuntimeError):  # "No kernel is running!": it died already
-                if run_sync(manager.is_alive)():
-                    run_sync(manager.shutdown_kernel)(now=False)
+            with contextlib.suppress(RuntimeError):
+                if not self._asked:  # the parameters were refused, say: nothing to wait for
+                    run_sync(manager.shutdown_kernel)(now=True)
+                elif run_sync(manager.is_alive)():
+                    run_sync(manager.finish_shutdown)(pollinterval=EXIT_POLL_SECONDS)
         finally:
             with contextlib.suppress(Exception):
                 run_sync(manager.cleanup_resources)()
             for made in manager.__dict__.get("clients", []):
                 with contextlib.suppress(Exception):
                     made.stop_channels()
-            self._runtime.__exit__(None, None, None)
-
-    def discard(self) -> None:
-        """Stop a kernel that will not run the notebook (the parameters were refused, say): killed at once.
-
-        Nothing once the kernel is stopped, so a caller may always discard it at the end.
-        """
-        from jupyter_core.utils import run_sync
-
-        if self.stopped:
-            return
-        self.stopped = True
-        try:
-            with contextlib.suppress(Exception):
-                run_sync(self.manager.shutdown_kernel)(now=True)
-        finally:
             self._runtime.__exit__(None, None, None)
