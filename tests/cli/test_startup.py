@@ -48,3 +48,23 @@ def test_pipeline_is_still_importable_from_the_package() -> None:
 def test_listing_runs_and_schedules_needs_the_store_but_no_engine(command: list[str]) -> None:
     loaded = _imported_after(f"import etl_nb.cli as cli; cli.main({command!r})")
     assert [m for m in loaded if m != "sqlalchemy"] == []  # the store is SQLAlchemy; the engine is not needed
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # `etl-nb run` reaches these to start its kernel early: before the store, reader and papermill.
+        "import etl_nb.runs.kernel",
+        "import etl_nb.store, etl_nb.runs",
+        "from etl_nb.project import default_store_url; default_store_url()",
+    ],
+)
+def test_what_etl_nb_run_needs_before_its_kernel_starts_imports_no_engine_library(code: str) -> None:
+    assert _imported_after(code) == []
+
+
+def test_the_store_and_runs_packages_still_give_their_names() -> None:
+    loaded = _imported_after("from etl_nb.store import RunStore; from etl_nb.runs import submit_run")
+    assert "sqlalchemy" in loaded
+    with pytest.raises(ImportError):
+        exec("from etl_nb.store import no_such_name")
