@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -22,6 +22,9 @@ from etl_nb.durations import count_problem
 from etl_nb.errors import EtlError
 from etl_nb.project import HOME_ENV, pipeline_name, project_home
 from etl_nb.results import load_summary
+
+if TYPE_CHECKING:
+    from etl_nb.runs.kernel import EarlyKernel
 
 EXIT_OK, EXIT_FAILED_RUN, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
@@ -257,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
             kernel.close()  # waits for it to exit; kills it when the run never reached it
 
 
-def _early_kernel(args: argparse.Namespace) -> Any:
+def _early_kernel(args: argparse.Namespace) -> EarlyKernel | None:
     """The run's kernel, started before the run is checked and recorded (``etl_nb.runs.kernel``).
 
     Starting a kernel takes about as long as the checks: side by side, the notebook starts

@@ -93,6 +93,27 @@ def test_refused_parameters_leave_no_kernel_and_no_run(project: Path, etl_nb: Ca
     assert not list(Path(tempfile.gettempdir()).glob(f"etl-nb-kernel-{pid}-*"))
 
 
+def test_papermill_runs_the_notebook_in_the_early_kernel(project: Path) -> None:
+    notebook = _notebook(project / "where.ipynb", WHERE)
+    store = RunStore()
+    kernel = EarlyKernel.start(notebook.resolve(), store.url)
+    assert kernel is not None
+    pid = kernel.manager.provisioner.process.pid
+
+    result = execute_notebook(notebook, {"step": "two"}, store=store, run_id=kernel.run_id, kernel=kernel)
+    kernel.close()
+
+    assert result.status == "success", result.error
+    where = json.loads((project / "where.json").read_text())
+    assert where["pid"] == pid  # the kernel started early ran the cells
+    assert (where["run_id"], where["step"]) == (result.run_id, "two")
+    record = store.get_run(result.run_id)
+    assert record is not None
+    assert record.status == "success"
+    assert record.output_notebook == str(result.output_notebook)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
 def test_a_kernel_started_for_another_run_is_not_used(project: Path) -> None:
     """An early kernel that is not the run's (another id) is shut down; papermill starts the run's own."""
     notebook = _notebook(project / "where.ipynb", WHERE)
