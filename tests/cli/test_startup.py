@@ -68,3 +68,18 @@ def test_the_store_and_runs_packages_still_give_their_names() -> None:
     assert "sqlalchemy" in loaded
     with pytest.raises(ImportError):
         exec("from etl_nb.store import no_such_name")
+
+
+def test_etl_nb_reads_notebooks_without_jsonschema_grammars() -> None:
+    """rfc3987_syntax (0.4 s of grammars, for jsonschema's "iri" format) stays out; notebooks validate."""
+    script = (
+        "import sys\n"
+        "import etl_nb.cli as cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import nbformat\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "print('grammars:', sys.modules.get('rfc3987_syntax') is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "grammars: False"
