@@ -16,6 +16,7 @@ from pathlib import Path
 
 HOME_ENV = "ETL_NB_HOME"
 PROJECT_DIR = ".etl_nb"
+STORE_URL_ENV = "ETL_NB_STORE_URL"
 
 
 def project_home(start: str | os.PathLike[str] | None = None) -> Path:
@@ -28,6 +29,14 @@ def project_home(start: str | os.PathLike[str] | None = None) -> Path:
         if (candidate / PROJECT_DIR).is_dir():
             return candidate
     return folder
+
+
+def default_store_url(start: str | os.PathLike[str] | None = None) -> str:
+    """``ETL_NB_STORE_URL``, else a SQLite file in the project folder of ``start`` (``project_home``)."""
+    url = os.environ.get(STORE_URL_ENV)
+    if url:
+        return url
+    return f"sqlite:///{project_home(start) / PROJECT_DIR / 'etl_nb.db'}"
 
 
 @functools.cache  # the parent and its command line do not change while this kernel lives

@@ -10,9 +10,35 @@ The public face for other parts of etl_nb (the CLI, the server extension):
 - ``check_parameters(notebook, params)`` is the one parameters check.
 """
 
-from etl_nb.runs.params import check_parameters
-from etl_nb.runs.schedules import add_schedule
-from etl_nb.runs.submit import submit_run
-from etl_nb.store.schedules import Schedule, ScheduleStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from etl_nb.runs.params import check_parameters
+    from etl_nb.runs.schedules import add_schedule
+    from etl_nb.runs.submit import submit_run
+    from etl_nb.store.schedules import Schedule, ScheduleStore
+
+# Imported on first use, so that a light module here (``etl_nb.runs.kernel``, which `etl-nb run`
+# reaches first to start its kernel early) does not bring the store, the reader and the scheduler.
+_HOMES = {
+    "check_parameters": "etl_nb.runs.params",
+    "add_schedule": "etl_nb.runs.schedules",
+    "submit_run": "etl_nb.runs.submit",
+    "Schedule": "etl_nb.store.schedules",
+    "ScheduleStore": "etl_nb.store.schedules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'etl_nb.runs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Schedule", "ScheduleStore", "add_schedule", "check_parameters", "submit_run"]

@@ -10,7 +10,6 @@ is kept under ``$ETL_NB_HOME/.etl_nb/runs/RUN_ID/`` for inspection.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,10 +19,12 @@ from typing import Any
 from etl_nb.errors import EtlError, PipelineError
 from etl_nb.notebook.cellref import run_error
 from etl_nb.project import pipeline_name, project_home
+from etl_nb.runs.kernel import NOTEBOOK_ENV, EarlyKernel, ipc_kernel_manager, kernel_environment
+from etl_nb.runs.params import declared_parameters
 from etl_nb.runs.runtime import kernel_runtime_folder
-from etl_nb.store import RUN_ID_ENV, RunStore, default_store_url, new_run_id, private_file, private_folder
+from etl_nb.store import RunStore, default_store_url, new_run_id, private_file, private_folder
 
-NOTEBOOK_ENV = "ETL_NB_NOTEBOOK"  # the magics name their pipeline after it
+__all__ = ["NOTEBOOK_ENV", "NotebookRun", "execute_notebook", "home", "runs_folder"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,16 @@ def execute_notebook(
     timeout: float | None = None,
     progress: bool = False,
     recorded: bool = False,
+    kernel: EarlyKernel | None = None,
 ) -> NotebookRun:
     """Run ``notebook`` with papermill, injecting ``params``, and record the run.
 
     ``recorded``: the run is already in the store (queued, then claimed by
     ``etl_nb.runs.executor``), so its start is not recorded again.
+    ``kernel``: a kernel started early for this run (``etl-nb run``); it runs
+    the notebook when it is the kernel papermill would start (else it is
+    closed and papermill starts one). It is asked to stop once the notebook
+    ran; the caller closes it (``EarlyKernel.close``) once the run is shown.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -73,7 +79,7 @@ def execute_notebook(
     run_id = run_id or new_run_id()
     output = runs_folder(run_id) / source.name
     name = pipeline_name(source)
-    nb, defaults = _prepared(source)  # an unreadable notebook fails here, before any folder exists
+    nb, defaults = _prepared(source, defaults=not recorded)  # unreadable: fails before any folder exists
     private_folder(output.parent)  # executed notebooks hold data: owner-only
     private_file(output)  # papermill writes into it, keeping its mode
     # Record what the run really used: the parameters cell's values, then -p over them.
@@ -81,8 +87,13 @@ def execute_notebook(
     if not recorded:
         store.start_run(run_id, name, values, notebook=str(source), trigger=trigger)
     status, error = "success", None
+    env = kernel_environment(run_id, store_url, source)
+    kernel_name = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel is not None and not kernel.fits(kernel_name, source.parent, env):
+        kernel.close()
+        kernel = None
     try:
-        with _kernel_environment(run_id, store_url, source), kernel_runtime_folder() as runtime:
+        with _kernel_environment(env), _kernel_options(kernel) as options:
             papermill.execute_notebook(
                 nb,
                 str(output),
@@ -91,7 +102,7 @@ def execute_notebook(
                 progress_bar=progress,
                 execution_timeout=timeout,
                 log_output=False,
-                kernel_manager_class=_ipc_kernel_manager(runtime),
+                **options,
             )
     except PapermillExecutionError as exc:
         status, error = "failed", _execution_error(exc, output)
@@ -109,8 +120,11 @@ import etl_nb.notebook.magics
 etl_nb.notebook.magics.finish_recorded_run()"""
 
 
-def _prepared(source: Path) -> tuple[Any, dict[str, Any]]:
-    """The notebook with the closing cell of a recorded run, and its parameters' defaults."""
+def _prepared(source: Path, *, defaults: bool) -> tuple[Any, dict[str, Any]]:
+    """The notebook with the closing cell of a recorded run, and (``defaults``) its parameters' defaults.
+
+    A queued run recorded its parameters when it was checked: it needs no defaults, nor a second read.
+    """
     import nbformat
 
     try:
@@ -120,40 +134,12 @@ def _prepared(source: Path) -> tuple[Any, dict[str, Any]]:
     finish = nbformat.v4.new_code_cell(FINISH_CELL)  # type: ignore[no-untyped-call]
     finish.metadata["tags"] = ["etl-nb-finish"]
     nb.cells.append(finish)
+    if not defaults:
+        return nb, {}
     try:
-        # The reader brings DuckDB (its SQL parser): imported when a run starts, so that
-        # `etl-nb runs` and `show`, which reach this module, start without it.
-        from etl_nb.notebook.reader import read_notebook
-
-        defaults = dict(read_notebook(source).parameters)
+        return nb, dict(declared_parameters(source).parameters)  # read once per version of the file
     except EtlError:
-        defaults = {}
-    return nb, defaults
-
-
-def _ipc_kernel_manager(runtime: Path) -> type:
-    """A kernel manager on local sockets: no TCP port, and no plain-text warning on every run.
-
-    Its connection file and sockets live in ``runtime``, the run's own folder,
-    so kernels started side by side in one notebook folder never collide.
-    """
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
-    class IpcKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("connection_file")
-        def _default_connection_file(self) -> str:
-            return str(runtime / "kernel.json")
-
-        @default("ip")
-        def _default_ip(self) -> str:
-            return str(runtime / "kernel-ipc")
-
-    return IpcKernelManager
+        return nb, {}
 
 
 def _execution_error(exc: Any, executed: Path) -> str:
@@ -168,15 +154,23 @@ def _execution_error(exc: Any, executed: Path) -> str:
 
 
 @contextmanager
-def _kernel_environment(run_id: str, store_url: str, notebook: Path) -> Iterator[None]:
-    """Environment the kernel inherits: the run to record into, the store, our Python first."""
+def _kernel_options(kernel: EarlyKernel | None) -> Iterator[dict[str, Any]]:
+    """papermill's kernel options: the early kernel (asked to stop afterwards), else one papermill starts."""
+    if kernel is not None:
+        try:
+            yield {"km": kernel.manager}
+        finally:
+            kernel.ask_to_stop()
+        return
+    with kernel_runtime_folder() as runtime:
+        yield {"kernel_manager_class": ipc_kernel_manager(runtime)}
+
+
+@contextmanager
+def _kernel_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Our environment with ``env`` over it while papermill runs: a kernel papermill starts inherits it."""
     saved = dict(os.environ)
-    os.environ[RUN_ID_ENV] = run_id
-    os.environ[NOTEBOOK_ENV] = str(notebook)
-    os.environ["ETL_NB_STORE_URL"] = store_url
-    os.environ["ETL_NB_HOME"] = str(home())
-    # The stock "python3" kernelspec starts `python` from PATH: make it ours.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    os.environ.update(env)
     try:
         yield
     finally:

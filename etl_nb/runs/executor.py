@@ -26,6 +26,7 @@ from typing import Any
 from etl_nb._logging import get_logger
 from etl_nb.runs.alerts import send_alerts
 from etl_nb.runs.execute import NotebookRun, execute_notebook
+from etl_nb.runs.kernel import EarlyKernel
 from etl_nb.runs.logs import LOG_FILE_ENV, configure_logging
 from etl_nb.runs.submit import dispatch, queue_retry, retry_delay
 from etl_nb.store import RunStore
@@ -33,9 +34,12 @@ from etl_nb.store.queue import Job, RunQueue, executor_id, lease_seconds
 
 
 def execute_claimed(
-    run_id: str, *, store: RunStore | None = None, progress: bool = False
+    run_id: str, *, store: RunStore | None = None, progress: bool = False, kernel: EarlyKernel | None = None
 ) -> NotebookRun | None:
-    """Claim and run the queued run ``run_id``; None when another executor has it (or it is gone)."""
+    """Claim and run the queued run ``run_id``; None when another executor has it (or it is gone).
+
+    ``kernel``: the run's kernel, started early (``etl-nb run``); see ``execute_notebook``.
+    """
     store = store or RunStore()
     queue = RunQueue(store)
     job = queue.job(run_id)
@@ -58,6 +62,7 @@ def execute_claimed(
             trigger=job.trigger,
             progress=progress,
             recorded=True,
+            kernel=kernel,
         )
     if keeper.timed_out:
         queue.fail(run_id, f"timed out after {_duration(job.timeout or 0)}: the kernel was stopped.")

@@ -21,6 +21,7 @@ from etl_nb._logging import get_logger
 from etl_nb.errors import SpecError
 from etl_nb.project import pipeline_name
 from etl_nb.runs.execute import home, runs_folder
+from etl_nb.runs.kernel import find_notebook
 from etl_nb.runs.logs import LOG_TO_PARENT_ENV
 from etl_nb.runs.params import SCHEDULED_FOR, check_names, check_parameters, declared_parameters
 from etl_nb.store import RunStore, new_run_id
@@ -88,9 +89,13 @@ def queue_run(
     timeout: float | None = None,
     scheduled_for: dt.datetime | None = None,
     store: RunStore | None = None,
+    run_id: str | None = None,
     **job: Any,
 ) -> str:
-    """Check ``params`` and record a ``queued`` run without starting it; returns its id."""
+    """Check ``params`` and record a ``queued`` run without starting it; returns its id.
+
+    ``run_id``: the id to record it under (``etl-nb run`` chose it for its early kernel), else a new one.
+    """
     if backend not in BACKENDS:
         raise SpecError(f"Unknown backend '{backend}': use 'local' or 'celery'.")
     if timeout is not None and timeout <= 0:
@@ -106,7 +111,7 @@ def queue_run(
     declared = declared_parameters(source)
     if scheduled_for is not None and SCHEDULED_FOR in declared.parameter_names:
         typed.setdefault(SCHEDULED_FOR, scheduled_for.isoformat())
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     queue = RunQueue(store)
     queue.enqueue(
         run_id,
@@ -234,8 +239,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def resolve_notebook(notebook: Path | str) -> Path:
     """``notebook`` as an absolute path (relative ones are taken from the project folder, then here)."""
-    path = Path(notebook).expanduser()
-    for candidate in [path] if path.is_absolute() else [Path.cwd() / path, home() / path]:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise SpecError(f"Notebook '{notebook}' does not exist. Check the path.")
+    found = find_notebook(notebook)
+    if found is None:
+        raise SpecError(f"Notebook '{notebook}' does not exist. Check the path.")
+    return found

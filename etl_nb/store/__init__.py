@@ -9,11 +9,46 @@ process, and opening the store marks failed the runs whose process died
 (``liveness``); the store's files and folders are owner-only (``private``).
 """
 
-from etl_nb.results import StepResult
-from etl_nb.store.liveness import PROCESS_DIED, fail_runs_whose_process_died, host_name, process_alive
-from etl_nb.store.private import private_file, private_folder
-from etl_nb.store.recorder import RUN_ID_ENV, RunRecorder, new_run_id, outer_run_id
-from etl_nb.store.runs import RunRecord, RunStore, default_store_url
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from etl_nb.results import StepResult
+    from etl_nb.store.liveness import PROCESS_DIED, fail_runs_whose_process_died, host_name, process_alive
+    from etl_nb.store.private import private_file, private_folder
+    from etl_nb.store.recorder import RUN_ID_ENV, RunRecorder, new_run_id, outer_run_id
+    from etl_nb.store.runs import RunRecord, RunStore, default_store_url
+
+# Imported on first use: the store's tables bring SQLAlchemy (about 0.15 s), which `etl-nb run`
+# does not need before its kernel starts (``etl_nb.runs.kernel`` reads ``store.recorder``).
+_HOMES = {
+    "StepResult": "etl_nb.results",
+    "PROCESS_DIED": "etl_nb.store.liveness",
+    "fail_runs_whose_process_died": "etl_nb.store.liveness",
+    "host_name": "etl_nb.store.liveness",
+    "process_alive": "etl_nb.store.liveness",
+    "private_file": "etl_nb.store.private",
+    "private_folder": "etl_nb.store.private",
+    "RUN_ID_ENV": "etl_nb.store.recorder",
+    "RunRecorder": "etl_nb.store.recorder",
+    "new_run_id": "etl_nb.store.recorder",
+    "outer_run_id": "etl_nb.store.recorder",
+    "RunRecord": "etl_nb.store.runs",
+    "RunStore": "etl_nb.store.runs",
+    "default_store_url": "etl_nb.project",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'etl_nb.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PROCESS_DIED",

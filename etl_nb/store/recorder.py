@@ -13,10 +13,12 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl_nb.results import RunStatus, StepResult, run_status
-from etl_nb.store.runs import RunStore
+
+if TYPE_CHECKING:  # a recorder is given its store: this module imports no SQLAlchemy
+    from etl_nb.store.runs import RunStore
 
 # Set by `etl-nb run` for the kernel: the recorded run that steps belong to.
 RUN_ID_ENV = "ETL_NB_RUN_ID"

@@ -17,19 +17,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from etl_nb._masking import redact
 from etl_nb.errors import EtlError, cut
-from etl_nb.project import PROJECT_DIR, project_home
+from etl_nb.project import default_store_url
 from etl_nb.results import StepResult, StepStatus, run_status
 from etl_nb.store.liveness import fail_runs_whose_process_died, host_name
 from etl_nb.store.private import private_file, private_folder
 from etl_nb.store.schema import ADDED_COLUMNS, incremental_state, metadata, runs, step_runs
 
-
-def default_store_url(start: str | os.PathLike[str] | None = None) -> str:
-    """``ETL_NB_STORE_URL``, else a SQLite file in the project folder of ``start`` (``project_home``)."""
-    url = os.environ.get("ETL_NB_STORE_URL")
-    if url:
-        return url
-    return f"sqlite:///{project_home(start) / PROJECT_DIR / 'etl_nb.db'}"
+__all__ = ["RunRecord", "RunStore", "aware", "default_store_url", "now"]
 
 
 def now() -> dt.datetime:

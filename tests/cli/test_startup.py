@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("duckdb", "polars", "pyarrow", "sqlalchemy", "papermill", "IPython")
+HEAVY = ("duckdb", "polars", "pyarrow", "sqlalchemy", "papermill", "IPython", "tenacity")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -80,3 +80,38 @@ def test_load_ext_registers_the_magics_without_the_engine(tmp_path: Path) -> Non
     assert lines["cell"] == "True"
     assert lines["rows"] == "[{'answer': 42}]"
     assert Path(lines["base_dir"]) == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # `etl-nb run` reaches these to start its kernel early: before the store, reader and papermill.
+        "import etl_nb.runs.kernel",
+        "import etl_nb.store, etl_nb.runs",
+        "from etl_nb.project import default_store_url; default_store_url()",
+    ],
+)
+def test_what_etl_nb_run_needs_before_its_kernel_starts_imports_no_engine_library(code: str) -> None:
+    assert _imported_after(code) == []
+
+
+def test_the_store_and_runs_packages_still_give_their_names() -> None:
+    loaded = _imported_after("from etl_nb.store import RunStore; from etl_nb.runs import submit_run")
+    assert "sqlalchemy" in loaded
+    with pytest.raises(ImportError):
+        exec("from etl_nb.store import no_such_name")
+
+
+def test_etl_nb_reads_notebooks_without_jsonschema_grammars() -> None:
+    """rfc3987_syntax (0.4 s of grammars, for jsonschema's "iri" format) stays out; notebooks validate."""
+    script = (
+        "import sys\n"
+        "import etl_nb.cli as cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import nbformat\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "print('grammars:', sys.modules.get('rfc3987_syntax') is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "grammars: False"
