@@ -20,12 +20,11 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tenacity import Retrying, stop_after_attempt, wait_exponential
-
 from etl_nb._logging import get_logger
 from etl_nb._masking import redact
 from etl_nb._secrets import resolve
 from etl_nb.errors import EtlError
+from etl_nb.retry import RetryPolicy
 from etl_nb.store.queue import RunQueue
 from etl_nb.store.runs import RunRecord
 
@@ -102,12 +101,9 @@ def _link(run_id: str) -> str:
 def _deliver(target: str, record: RunRecord, *, attempts: int, wait: float) -> None:
     resolved = resolve(target.strip())
     send = _send_email if resolved.lower().startswith("mailto:") else _post_webhook
-    retrying = Retrying(
-        stop=stop_after_attempt(max(1, attempts)),
-        wait=wait_exponential(multiplier=wait, max=30),
-        reraise=True,
-    )
-    retrying(send, resolved, record)
+    policy = RetryPolicy(attempts=attempts, initial=wait, jitter=0)
+    # Any failure is worth another try: a receiver that is down now may answer in a second.
+    policy.call(lambda: send(resolved, record), retry_on=lambda error: isinstance(error, Exception))
 
 
 def _post_webhook(url: str, record: RunRecord) -> None:
