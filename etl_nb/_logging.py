@@ -11,8 +11,6 @@ import logging
 import os
 from typing import Any
 
-import structlog
-
 from etl_nb._masking import redact
 
 
@@ -41,6 +39,8 @@ LOG_FORMAT_ENV = "ETL_NB_LOG_FORMAT"  # "json": one JSON object per line, for lo
 
 
 def _renderer() -> Any:
+    import structlog
+
     if os.environ.get(LOG_FORMAT_ENV, "").lower() == "json":
         return structlog.processors.JSONRenderer(default=str)
     return structlog.processors.KeyValueRenderer(
@@ -50,6 +50,10 @@ def _renderer() -> Any:
 
 def get_logger(**context: Any) -> Any:
     """A logger that adds ``context`` (pipeline, run_id, step) to every line."""
+    # Imported here: structlog brings rich (about 50 ms), which a command that logs nothing
+    # (`etl-nb runs`) need not pay.
+    import structlog
+
     logger = structlog.wrap_logger(
         logging.getLogger("etl_nb"),
         processors=[

@@ -24,7 +24,6 @@ from types import TracebackType
 from typing import Any
 
 from etl_nb._logging import get_logger
-from etl_nb.runs.alerts import send_alerts
 from etl_nb.runs.execute import NotebookRun, execute_notebook
 from etl_nb.runs.kernel import EarlyKernel
 from etl_nb.runs.logs import LOG_FILE_ENV, configure_logging
@@ -81,6 +80,8 @@ def _log_steps(store: RunStore, run_id: str, log: Any) -> None:
 
 def finish(queue: RunQueue, job: Job, status: str) -> None:
     """After a run ended (or was found lost): alerts, then a retry when the run failed and may retry."""
+    from etl_nb.runs.alerts import send_alerts  # smtplib and the secrets: only when a run ends
+
     send_alerts(queue, job.run_id)
     if status == "failed" and job.retries > 0:
         delay = retry_delay(job.attempt)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import Insert
 
 from etl_nb._masking import redact
@@ -71,12 +70,20 @@ class Job:
 
 def insert_ignoring_duplicates(engine: Engine, table: Any) -> Insert:
     """``INSERT ... ON CONFLICT DO NOTHING`` for the store's dialect (the row may exist: not an error)."""
+    # Each dialect's module is imported when its store is used: PostgreSQL's and MySQL's cost about
+    # 50 ms, which `etl-nb runs` on the default SQLite store need not pay.
     name = engine.dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
     if name in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
         return mysql.insert(table).prefix_with("IGNORE")
     raise NotImplementedError(
         f"The run store does not support {name} for scheduling; use PostgreSQL or SQLite."
