@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from etl_nb._logging import get_logger
 from etl_nb.connectors.base import WriteRequest, count_rows, merge_counts
 from etl_nb.connectors.sql.connection import SqlConnection
-from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan
+from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan, TargetTable
 from etl_nb.connectors.sql.errors import db_errors
 from etl_nb.connectors.sql.types import (
     NULLS_AS,
@@ -89,15 +89,6 @@ class StagedTable:
             return
         self.done = True
         self.loader.drop_staging(self)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What the database says about a load's target before anything is staged."""
-
-    schema_exists: bool
-    exists: bool
-    columns: Mapping[str, SaType]
 
 
 class SqlLoader(SqlConnection):
@@ -225,20 +216,12 @@ class SqlLoader(SqlConnection):
             for name, dtype in zip(request.relation.columns, request.relation.types, strict=True)
         ]
 
-    def _inspect(self, load: LoadStep, schema: str | None, table: str) -> _Target:
+    def _inspect(self, load: LoadStep, schema: str | None, table: str) -> TargetTable:
         with (
             self.connect("the load", load.step) as conn,
             self.db_errors("the load", load.step, table=load.table),
         ):
-            inspector = sa.inspect(conn)
-            schema_exists = (
-                schema is None or not self.dialect.lists_schemas or schema in inspector.get_schema_names()
-            )
-            exists = schema_exists and inspector.has_table(table, schema=schema)
-            columns = (
-                {c["name"]: c["type"] for c in inspector.get_columns(table, schema=schema)} if exists else {}
-            )
-        return _Target(schema_exists, exists, columns)
+            return self.dialect.describe(conn, schema, table)
 
     def _typed_nulls(self, plans: list[ColumnPlan], target_columns: Mapping[str, SaType]) -> list[ColumnPlan]:
         """Columns of NULLs take the type of the target column they go to (else text)."""
@@ -347,7 +330,7 @@ class SqlLoader(SqlConnection):
         """Drop the staging tables in ``schema`` that runs on this host left when they were killed."""
         try:
             with self.engine.connect() as conn:
-                names = sa.inspect(conn).get_table_names(schema=schema)
+                names = self.dialect.table_names(conn, schema, STAGING_PREFIX)
         except sa.exc.SQLAlchemyError:  # no such schema yet, or no right to list it: nothing to sweep
             return
         here = _host_tag()

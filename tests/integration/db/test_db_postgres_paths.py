@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import etl_nb.connectors.postgres as pg_connector
 from etl_nb import Pipeline
+from etl_nb.connectors.sql.dialects import TargetTable, dialect_for
 from tests.integration.db.test_db_postgres import TYPES_DDL, TYPES_ROWS, checksum, leftovers, run_sql
 
 pytestmark = pytest.mark.postgres
@@ -58,7 +59,7 @@ def column_types(engine: sa.Engine, schema: str, table: str) -> dict[str, str]:
         "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
         params={"t": f"{schema}.{table}"},
     )
-    return {name: kind for name, kind in rows}
+    return dict(rows)
 
 
 def load_query(make: Callable[[str], Pipeline], url: str, query: str, table: str, **load: str) -> Pipeline:
@@ -112,7 +113,8 @@ def test_duckdb_types_arrive_alike_on_both_paths(pg, pg_url, schema, make_pipeli
     first = run_sql(pg, f"SELECT st, ints, tags, raw, r, ratio FROM {schema}.duck_small WHERE id = 3")[0]
     assert first[0] == {"a": 3, "b": "x"}
     assert first[1:4] == ([3, None], ['x"y', None], b"ab\x00c")
-    assert first[4] == pytest.approx(1.0) and first[5] == 1 / 3
+    assert first[4] == pytest.approx(1.0)
+    assert first[5] == 1 / 3
 
 
 def test_a_merge_into_a_missing_table_creates_it_with_its_key(pg, pg_url, schema, make_pipeline, path):
@@ -151,7 +153,8 @@ def test_a_failed_load_leaves_the_target_unchanged(pg, pg_url, schema, make_pipe
     # And a duplicate key, found on the staged rows.
     dupes = "SELECT 1 AS id, 'x' AS v UNION ALL SELECT 1, 'y'"
     result = load_transform(make_pipeline, pg_url, dupes, f"{schema}.kept").run()
-    assert result.status == "failed" and "more than once" in str(result.error)
+    assert result.status == "failed"
+    assert "more than once" in str(result.error)
     assert checksum(pg, f"{schema}.kept") == before
     assert leftovers(pg, schema) == []
 
@@ -160,3 +163,28 @@ def test_importing_the_connector_does_not_import_adbc():
     code = "import etl_nb.connectors.postgres, sys; print('adbc_driver_manager' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_catalog_query_sees_what_sqlalchemy_reflection_sees(pg, schema):
+    run_sql(
+        pg,
+        TYPES_DDL.format(s=schema),
+        f"CREATE TYPE {schema}.mood AS ENUM ('ok', 'sad')",
+        f"CREATE DOMAIN {schema}.positive AS integer CHECK (VALUE > 0)",
+        f'CREATE TABLE {schema}."Mixed Case" (m {schema}.mood, p {schema}.positive, '
+        "t timestamp(3), v varchar(12), i interval, gone int)",
+        f'ALTER TABLE {schema}."Mixed Case" DROP COLUMN gone',
+        f"CREATE VIEW {schema}.src_view AS SELECT id, label FROM {schema}.src",
+    )
+    dialect = dialect_for(pg)
+    with pg.connect() as conn:
+        inspector = sa.inspect(conn)
+        for table in ("src", "Mixed Case", "src_view"):
+            found = dialect.describe(conn, schema, table)
+            assert (found.schema_exists, found.exists) == (True, True)
+            columns = inspector.get_columns(table, schema=schema)
+            reflected = {c["name"]: (type(c["type"]), str(c["type"])) for c in columns}
+            assert {name: (type(kind), str(kind)) for name, kind in found.columns.items()} == reflected
+        assert dialect.describe(conn, schema, "missing") == TargetTable(True, False, {})
+        assert dialect.describe(conn, f"{schema}_missing", "src") == TargetTable(False, False, {})
+        assert dialect.describe(conn, None, "surely_missing_table") == TargetTable(True, False, {})
