@@ -22,7 +22,7 @@ Everything else (staging, swap, merge, schema evolution, errors) is the SQL
 connector's and its ``PostgresDialect``'s, run through SQLAlchemy on psycopg 3;
 this module only overrides the hooks ``SqlConnector`` declares for the
 transport (``engine_url``, ``create_engine``, ``placeholder``, ``stream``,
-``stage_rows``).
+``stage``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from etl_nb.connectors.base import ConnectorContext, WriteRequest
-from etl_nb.connectors.sql import BATCH_ROWS, LoadShape, PostgresDialect, SqlConnector
+from etl_nb.connectors.sql import BATCH_ROWS, LoadShape, PostgresDialect, SqlConnector, StagedTable
+from etl_nb.connectors.sql.load import staging_wire
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec
 
@@ -186,21 +188,30 @@ class PostgresConnector(SqlConnector):
 
     # --- writing -------------------------------------------------------------------
 
-    def stage_rows(self, request: WriteRequest, shape: LoadShape, wire: str) -> int:
-        """The rows through psycopg's COPY if they are few, else ADBC's bulk ingest (binary COPY)."""
+    def stage(
+        self, request: WriteRequest, shape: LoadShape, staged: StagedTable, schema_exists: bool
+    ) -> None:
+        """The first rows are read before the staging table is made: a load of at most
+        ``SMALL_LOAD_ROWS`` rows gets a logged staging table filled through psycopg's COPY, a larger
+        one an unlogged table (for an existing target) filled through ADBC's bulk ingest."""
         # With lossless conversion DuckDB hands UUID and JSON over as Arrow's uuid and
         # json types, which ADBC writes straight into uuid and jsonb columns.
         con = request.connection
         con.execute("SET arrow_lossless_conversion = true")
         try:
-            reader = con.sql(f"SELECT {wire} FROM {request.table_sql}").to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(f"SELECT {staging_wire(shape)} FROM {request.table_sql}").to_arrow_reader(
+                BATCH_ROWS
+            )
             head, more = _read_up_to(reader, SMALL_LOAD_ROWS)
-            if not more and all(p.family in _COPIES_AS_TEXT for p in shape.plans):
-                rows = _python_rows(head)
-                if rows is not None:
-                    return self._copy_rows(shape, rows)
+            few = not more and all(p.family in _COPIES_AS_TEXT for p in shape.plans)
+            rows = _python_rows(head) if few else None
+            if rows is not None:
+                self.make_staging(request.load, replace(shape, few_rows=True), staged, schema_exists)
+                staged.rows = self._copy_rows(shape, rows)
+                return
+            self.make_staging(request.load, shape, staged, schema_exists)
             rest = pa.RecordBatchReader.from_batches(reader.schema, itertools.chain(head, reader))
-            return self._ingest(request, shape, _plain_booleans(rest))
+            staged.rows = self._ingest(request, shape, _plain_booleans(rest))
         finally:
             con.execute("RESET arrow_lossless_conversion")
 

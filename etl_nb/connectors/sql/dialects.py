@@ -557,8 +557,10 @@ class PostgresDialect(_UpdateFromDialect):
 
     def staging_prefixes(self, shape: LoadShape) -> list[str]:
         """Rows staged for an existing table are copied into it at commit: they need no WAL of their
-        own. A staging table that becomes the target (a new table, replace) must be logged."""
-        return ["UNLOGGED"] if shape.exists and shape.mode != "replace" else []
+        own. A staging table that becomes the target (a new table, replace) must be logged. So is
+        the staging table of a few rows: an unlogged table's creation waits for the disk (its init
+        fork is synced, again for its key's index: 20-300 ms here) and a few rows' WAL is nothing."""
+        return ["UNLOGGED"] if shape.exists and shape.mode != "replace" and not shape.few_rows else []
 
     def differs(self, left: str, right: str, target_type: SaType | None) -> str:
         """``IS DISTINCT FROM``; json (not jsonb) has no equality, so it is compared as text."""

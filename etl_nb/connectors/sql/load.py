@@ -1,8 +1,8 @@
 """Loads: stage the step's rows beside the target, then make them visible in one commit.
 
 ``write`` checks the rows against the target (merge key, column types),
-creates a staging table and fills it (``stage_rows``, a hook PostgreSQL's
-ADBC transport overrides). The returned ``StagedTable`` commits the
+creates a staging table and fills it (``stage``, a hook PostgreSQL's
+transport overrides; elsewhere ``stage_rows`` fills it). The returned ``StagedTable`` commits the
 dialect's ``CommitPlan`` (replace, append or merge) or drops the staging
 table on ``abort``. A missing table (and its schema) is created from the
 step's columns; a column added upstream is added to the target.
@@ -146,7 +146,7 @@ class SqlLoader(SqlConnection):
         with self.db_errors(
             "the load", load.step, table=load.table, on_error=lambda: self.drop_staging(staged)
         ):
-            self._stage(request, shape, staged, found.schema_exists)
+            self.stage(request, shape, staged, found.schema_exists)
             if not found.exists and untyped and staged.rows == 0:
                 # No rows and no types (a first, empty extract from SQLite): a table made now
                 # would be all text and refuse the first real rows. Make it when they come.
@@ -236,15 +236,21 @@ class SqlLoader(SqlConnection):
             typed.append(replace(again, wire=f"CAST({quote(plan.name)} AS {duck})"))
         return typed
 
-    def _stage(
+    def stage(
         self, request: WriteRequest, shape: LoadShape, staged: StagedTable, schema_exists: bool
     ) -> None:
+        """Hook: create the staging table (and a missing schema), then fill it (``stage_rows``)."""
+        self.make_staging(request.load, shape, staged, schema_exists)
+        staged.rows = self.stage_rows(request, shape, staging_wire(shape))
+
+    def make_staging(
+        self, load: LoadStep, shape: LoadShape, staged: StagedTable, schema_exists: bool
+    ) -> None:
+        """Create the load's schema if it is missing, then the staging table of ``shape``."""
         if not schema_exists and shape.schema is not None:
             self.dialect.run([sa.schema.CreateSchema(shape.schema, if_not_exists=True)])
             staged.created_schema = True
-        self._create_staging(request.load, shape)
-        wire = ", ".join(f"{p.wire} AS {quote(p.name)}" for p in shape.plans)
-        staged.rows = self.stage_rows(request, shape, wire)
+        self._create_staging(load, shape)
 
     def _finish_staging(self, load: LoadStep, shape: LoadShape) -> None:
         if (
@@ -358,6 +364,11 @@ class SqlLoader(SqlConnection):
 # --------------------------------------------------------------------------------------
 # The merge key, checked in DuckDB before staging
 # --------------------------------------------------------------------------------------
+
+
+def staging_wire(shape: LoadShape) -> str:
+    """The DuckDB select list that turns the step's columns into what the staging table takes."""
+    return ", ".join(f"{p.wire} AS {quote(p.name)}" for p in shape.plans)
 
 
 def _check_key_columns(request: WriteRequest, load: LoadStep) -> None:
