@@ -188,3 +188,20 @@ def test_the_catalog_query_sees_what_sqlalchemy_reflection_sees(pg, schema):
         assert dialect.describe(conn, schema, "missing") == TargetTable(True, False, {})
         assert dialect.describe(conn, f"{schema}_missing", "src") == TargetTable(False, False, {})
         assert dialect.describe(conn, None, "surely_missing_table") == TargetTable(True, False, {})
+
+
+def test_edge_values_arrive_alike_on_both_paths(pg, pg_url, schema, make_pipeline, monkeypatch):
+    edges = (
+        "SELECT 1::INT AS id, 'infinity'::DOUBLE AS x, 'nan'::DOUBLE AS y, -0.0::DOUBLE AS z, "
+        "'infinity'::TIMESTAMP AS at, '' AS empty, NULL::VARCHAR AS nothing"
+    )
+    # A year past 9999 has no Python datetime: that load takes ADBC even when it is small.
+    far = "SELECT 1::INT AS id, TIMESTAMP '12000-01-01 00:00:00' AS far"
+    for name, limit in (("small", pg_connector.SMALL_LOAD_ROWS), ("large", -1)):
+        monkeypatch.setattr(pg_connector, "SMALL_LOAD_ROWS", limit)
+        load_transform(make_pipeline, pg_url, edges, f"{schema}.edge_{name}").run().raise_for_status()
+        load_transform(make_pipeline, pg_url, far, f"{schema}.far_{name}").run().raise_for_status()
+    assert checksum(pg, f"{schema}.edge_small") == checksum(pg, f"{schema}.edge_large")
+    row = run_sql(pg, f"SELECT x::text, y::text, z::text, empty, nothing FROM {schema}.edge_small")[0]
+    assert tuple(row) == ("Infinity", "NaN", "-0", "", None)
+    assert run_sql(pg, f"SELECT far::text FROM {schema}.far_small")[0][0] == "12000-01-01 00:00:00"
