@@ -8,7 +8,9 @@ Cases, each into a target of its own:
   (the competitor's own merge of the view ``src_old``, untimed), so the
   merge updates every row;
 - ``10 rows changed``: the same with a 10-row source, the fixed cost of a
-  small load.
+  small load. It runs first in each competitor's fresh process, so it pays
+  what the first load in a new kernel pays (etl_nb's target is prepared by the
+  hand-written COPY + MERGE, so its timed run is the process's first load).
 Competitors: psycopg binary COPY out and in (the floor: bytes out and in,
 nothing parsed; into a new table only), a hand-written COPY into a temp table
 + ``MERGE``, etl_nb ``Pipeline.run()``, pandas ``read_sql`` + ``to_sql`` (+ the
@@ -36,7 +38,9 @@ DESCRIPTION = (
     "{rows:,} rows of 11 types (int, bigint, numeric, float, text, bool, date, timestamp, timestamptz, "
     "uuid, jsonb) on the local PostgreSQL, merged on `id` into a target of each case's own: a **new "
     "table** (no target yet), **rows changed** (the target holds every row with another `score`: "
-    "every row is updated), and **10 rows changed** (the fixed cost of a small load). The floor, "
+    "every row is updated), and **10 rows changed** (the fixed cost of a small load, run first in each "
+    "competitor's fresh process: it pays what a new kernel's first load pays; for etl_nb the imports "
+    "of etl_nb, psycopg and DuckDB come before the clock, the PostgreSQL connector's inside it). The floor, "
     "psycopg binary `COPY` out and in, only applies to a new table. pandas runs on at most "
     "{pandas_rows:,} rows and its time is scaled to the full count (marked). dlt uses its fastest "
     "installed paths here: the `pyarrow` backend and `csv` (COPY) loader files. The server's own "
@@ -52,7 +56,7 @@ COMPETITORS = {
 BASELINE = "floor"
 CASE_BASELINES = {"rows changed": "copy_merge", "10 rows changed": "copy_merge"}
 NEW, CHANGED, SMALL = "new table", "rows changed", "10 rows changed"
-CASES = [NEW, CHANGED, SMALL]
+CASES = [SMALL, NEW, CHANGED]  # in the order each child runs them: the small case first, fresh
 GOALS = [
     Goal("a merge into a new table at most 1.3× the COPY floor", NEW, "etl_nb", 1.3, ("floor",)),
     Goal(
@@ -71,7 +75,7 @@ SIZES = {"small": {"rows": 5_000, "pandas_rows": 5_000}, "full": {"rows": 1_000_
 COLUMNS = """
 SELECT i AS id, (i::bigint * 7919) % 100000 AS customer_id,
        round(((i::bigint * 31) % 10000) / 100.0, 2)::numeric(12, 2) AS amount,
-       i * 1.5 AS score, 'name é ✓ ' || i AS label, i % 2 = 0 AS flag,
+       (i * 1.5)::float8 AS score, 'name é ✓ ' || i AS label, i % 2 = 0 AS flag,
        date '2020-01-01' + (i % 1000)::int AS day,
        timestamp '2020-01-01' + i * interval '1 second' AS at,
        timestamptz '2020-01-01 00:00+00' + i * interval '1 second' AS at_tz,
@@ -241,7 +245,8 @@ RUNNERS: dict[str, Callable[..., Any]] = {
 IMPORTS = {
     "floor": ("psycopg",),
     "copy_merge": ("psycopg",),
-    "etl_nb": ("etl_nb", "etl_nb.connectors.postgres"),
+    # What the extract pays anyway; the PostgreSQL connector (and ADBC) load inside the run.
+    "etl_nb": ("etl_nb", "psycopg", "duckdb"),
     "pandas": ("pandas", "sqlalchemy", "psycopg"),
     "dlt": ("dlt", "dlt.sources.sql_database"),
 }
@@ -264,7 +269,9 @@ def run(competitor: str, params: dict[str, Any]) -> dict[str, Any]:
         target = f"t_{competitor}_{case.replace(' ', '_').replace('10', 'ten')}_{uuid.uuid4().hex[:6]}"
         case_rows = min(rows, 10) if case == SMALL else rows
         if old:  # the target starts from the older rows, merged by the competitor itself
-            runner(url, old, target, case_rows)
+            # (etl_nb's small target by hand: its timed run must be the process's first load)
+            prepare_with = copy_merge if competitor == "etl_nb" and case == SMALL else runner
+            prepare_with(url, old, target, case_rows)
         started = time.perf_counter()
         answer = runner(url, source, target, case_rows)
         seconds[case] = time.perf_counter() - started

@@ -3,8 +3,8 @@
 Rows travel through the ADBC PostgreSQL driver, which speaks PostgreSQL's
 binary COPY protocol and fills Arrow arrays in C: an extract without
 parameters runs as ``COPY (query) TO STDOUT (FORMAT binary)``, a load stages
-its rows with ``COPY ... FROM STDIN (FORMAT binary)``. No value passes
-through a Python object. It was chosen over psycopg's COPY by measurement
+its rows with ``COPY ... FROM STDIN (FORMAT binary)``. No value of a large
+load passes through a Python object. It was chosen over psycopg's COPY by measurement
 (docs/connectors-databases.md): psycopg moves the bytes as fast but leaves
 them to be parsed in Python, ADBC parses them in C.
 
@@ -12,17 +12,25 @@ A load reads the step's rows once (``scans_rows_once``): the merge key is
 checked on the staged rows, in PostgreSQL, so the engine may stream an
 extract straight from its source into the load without storing it in DuckDB.
 
+A small load (at most ``SMALL_LOAD_ROWS`` rows) skips ADBC: importing it and
+opening its connection cost more than the rows (0.3 s in a fresh process), so
+its rows go through psycopg's ``COPY`` on the connection the engine already
+holds. Both paths fill the same staging table, so the target's column types
+and values are the same either way; ADBC is imported on first use only.
+
 Everything else (staging, swap, merge, schema evolution, errors) is the SQL
 connector's and its ``PostgresDialect``'s, run through SQLAlchemy on psycopg 3;
 this module only overrides the hooks ``SqlConnector`` declares for the
 transport (``engine_url``, ``create_engine``, ``placeholder``, ``stream``,
-``stage_rows``).
+``stage``).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from etl_nb.connectors.base import ConnectorContext, WriteRequest
-from etl_nb.connectors.sql import BATCH_ROWS, LoadShape, SqlConnector
+from etl_nb.connectors.sql import BATCH_ROWS, LoadShape, PostgresDialect, SqlConnector, StagedTable
+from etl_nb.connectors.sql.load import staging_wire
 from etl_nb.errors import ConnectorError
 from etl_nb.spec import ConnectionSpec
 
@@ -43,16 +52,21 @@ try:
 except ImportError:  # pragma: no cover - declared with the postgres extra
     pq = None  # type: ignore[assignment]
 
-try:
-    import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - declared with the postgres extra
-    adbc = None
-
 _NUMERIC = "numeric"
 _DEFAULT_CONNECT_TIMEOUT = 10
 # Batches of about 4 MB rather than the driver's 16 MB: as fast (measured), and a stream
 # straight into a load holds fewer bytes at once.
 _READ_BATCH_BYTES = str(4 * 1024 * 1024)
+# Loads of at most this many rows are staged through psycopg's COPY (see the module's docstring).
+# Measured on the bench's 11 types: 1,000 rows take about half the time of ADBC's connect and ingest
+# even with ADBC imported; from 3,000 to 5,000 rows ADBC is faster.
+SMALL_LOAD_ROWS = 1_000
+# The families whose Python values psycopg writes as PostgreSQL reads them back (an interval
+# arrives from Arrow as a MonthDayNano, which it cannot): other loads always go through ADBC.
+_COPIES_AS_TEXT = frozenset(
+    {"integer", "decimal", "float", "text", "boolean", "date", "time", "timestamp", "timestamptz"}
+    | {"uuid", "json", "binary", "array", "null"}
+)
 
 
 class PostgresConnector(SqlConnector):
@@ -85,11 +99,13 @@ class PostgresConnector(SqlConnector):
         return super().create_engine(url, args)
 
     def _adbc(self, step: str | None, doing: str) -> Any:
-        if adbc is None:
+        try:  # imported here: 0.3 s (it brings pyarrow.dataset) that a small load never needs
+            import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - declared with the postgres extra
             raise ConnectorError(
                 "PostgreSQL connections need adbc-driver-postgresql: pip install 'etl_nb[postgres]'.",
                 step=step,
-            )
+            ) from None
         with self.db_errors(doing, step):
             return adbc.connect(self.libpq_uri)
 
@@ -172,33 +188,87 @@ class PostgresConnector(SqlConnector):
 
     # --- writing -------------------------------------------------------------------
 
-    def stage_rows(self, request: WriteRequest, shape: LoadShape, wire: str) -> int:
-        """The rows through ADBC's bulk ingest (binary COPY from Arrow)."""
+    def stage(
+        self, request: WriteRequest, shape: LoadShape, staged: StagedTable, schema_exists: bool
+    ) -> None:
+        """The first rows are read before the staging table is made: a load of at most
+        ``SMALL_LOAD_ROWS`` rows gets a logged staging table filled through psycopg's COPY, a larger
+        one an unlogged table (for an existing target) filled through ADBC's bulk ingest."""
         # With lossless conversion DuckDB hands UUID and JSON over as Arrow's uuid and
         # json types, which ADBC writes straight into uuid and jsonb columns.
         con = request.connection
         con.execute("SET arrow_lossless_conversion = true")
         try:
-            reader = _plain_booleans(
-                con.sql(f"SELECT {wire} FROM {request.table_sql}").to_arrow_reader(BATCH_ROWS)
+            reader = con.sql(f"SELECT {staging_wire(shape)} FROM {request.table_sql}").to_arrow_reader(
+                BATCH_ROWS
             )
-            conn = self._adbc(request.load.step, "the load")
-            try:
-                with conn.cursor() as cursor:
-                    rows = cursor.adbc_ingest(
-                        shape.staging, reader, mode="append", db_schema_name=shape.schema
-                    )
-                conn.commit()
-            finally:
-                conn.close()
+            head, more = _read_up_to(reader, SMALL_LOAD_ROWS)
+            few = not more and all(p.family in _COPIES_AS_TEXT for p in shape.plans)
+            rows = _python_rows(head) if few else None
+            if rows is not None:
+                self.make_staging(request.load, replace(shape, few_rows=True), staged, schema_exists)
+                staged.rows = self._copy_rows(shape, rows)
+                return
+            self.make_staging(request.load, shape, staged, schema_exists)
+            rest = pa.RecordBatchReader.from_batches(reader.schema, itertools.chain(head, reader))
+            staged.rows = self._ingest(request, shape, _plain_booleans(rest))
         finally:
             con.execute("RESET arrow_lossless_conversion")
+
+    def _copy_rows(self, shape: LoadShape, rows: list[tuple[Any, ...]]) -> int:
+        """Few rows through text ``COPY`` on the engine's psycopg connection: PostgreSQL reads each
+        value as the staging column's type, as from ADBC's binary COPY."""
+        columns = ", ".join(self.dialect.quote(p.name) for p in shape.plans)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(PostgresDialect.NO_FLUSH))
+            raw: Any = conn.connection.driver_connection
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY {self.dialect.stage(shape)} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        return len(rows)
+
+    def _ingest(self, request: WriteRequest, shape: LoadShape, reader: pa.RecordBatchReader) -> int:
+        """The rows through ADBC's bulk ingest (binary COPY from Arrow)."""
+        conn = self._adbc(request.load.step, "the load")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO OFF")  # its own connection: see NO_FLUSH
+                rows = cursor.adbc_ingest(shape.staging, reader, mode="append", db_schema_name=shape.schema)
+            conn.commit()
+        finally:
+            conn.close()
         if rows is None or rows < 0:  # pragma: no cover - the driver always counts
             # Count what was staged: the step's rows may have been a stream, read once.
             with self.engine.connect() as counting:
                 staged = sa.text(f"SELECT count(*) FROM {self.qualified(shape.schema, shape.staging)}")
                 return int(counting.execute(staged).scalar() or 0)
         return int(rows)
+
+
+def _read_up_to(reader: pa.RecordBatchReader, limit: int) -> tuple[list[pa.RecordBatch], bool]:
+    """The reader's first batches, up to just past ``limit`` rows; whether it may hold more."""
+    head: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        head.append(batch)
+        rows += batch.num_rows
+        if rows > limit:
+            return head, True
+    return head, False
+
+
+def _python_rows(batches: list[pa.RecordBatch]) -> list[tuple[Any, ...]] | None:
+    """The rows as Python values, or None where one has no Python counterpart (a date past 9999)."""
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for batch in batches:
+            rows.extend(zip(*(column.to_pylist() for column in batch.columns), strict=True))
+    except (ValueError, OverflowError, pa.ArrowException):
+        return None
+    return rows
 
 
 _TEXT_OIDS = (0, 25, 1043, 19, 705)  # unknown, text, varchar, name, unknown literal

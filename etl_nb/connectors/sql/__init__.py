@@ -20,7 +20,8 @@ Where things live:
 - ``read.py`` and ``load.py``: the extract and the staged load.
 
 ``PostgresConnector`` (``connectors/postgres.py``) overrides the hooks that
-move rows (``stream``, ``stage_rows``) with ADBC and sets ``scans_rows_once``.
+move rows (``stream``, ``stage``) with ADBC (psycopg's COPY for a few rows) and sets
+``scans_rows_once``.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from duckdb.sqltypes import DuckDBPyType
 from sqlalchemy.dialects import mysql as sa_mysql
 from sqlalchemy.dialects import postgresql as sa_pg
+from sqlalchemy.dialects.postgresql import base as sa_pg_base
 from sqlalchemy.engine import Connection, Engine
 
 from etl_nb._logging import get_logger
@@ -77,6 +78,15 @@ class CommitPlan:
     def statements(self) -> list[str]:
         """Every statement, in the order a transactional database runs them."""
         return [*self.schema_changes, *self.rows, *self.cleanup]
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    """What the database says about a load's target before anything is staged."""
+
+    schema_exists: bool
+    exists: bool
+    columns: Mapping[str, SaType]
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,22 @@ class Dialect:
     def compile_type(self, sa_type: SaType) -> str:
         """A column type as this database writes it in DDL."""
         return str(sa_type.compile(dialect=self.sa_dialect))
+
+    # --- the catalog ---------------------------------------------------------------
+
+    def describe(self, conn: Connection, schema: str | None, table: str) -> TargetTable:
+        """Whether ``schema`` and its ``table`` exist, and the table's columns (SQLAlchemy's reflection)."""
+        inspector = sa.inspect(conn)
+        schema_exists = schema is None or not self.lists_schemas or schema in inspector.get_schema_names()
+        exists = schema_exists and inspector.has_table(table, schema=schema)
+        columns = (
+            {c["name"]: c["type"] for c in inspector.get_columns(table, schema=schema)} if exists else {}
+        )
+        return TargetTable(schema_exists, exists, columns)
+
+    def table_names(self, conn: Connection, schema: str | None, prefix: str) -> list[str]:
+        """The tables of ``schema`` (None: the default one) whose names start with ``prefix``."""
+        return [n for n in sa.inspect(conn).get_table_names(schema=schema) if n.startswith(prefix)]
 
     # --- column types --------------------------------------------------------------
 
@@ -457,6 +483,55 @@ class PostgresDialect(_UpdateFromDialect):
     """PostgreSQL: native types, ``UNLOGGED`` staging, ``MERGE`` from version 15."""
 
     key_after_rows = True
+    #: Staging work need not wait for its WAL to reach the disk (a flush costs 10-40 ms here, a
+    #: small load's whole budget): the commit that makes the rows visible does wait, and its flush
+    #: makes everything written before it durable too. A crash before it loses only staging tables.
+    NO_FLUSH: ClassVar[str] = "SET LOCAL synchronous_commit TO OFF"
+
+    def run(self, statements: Sequence[str | sa.schema.ExecutableDDLElement]) -> None:
+        """Run ``statements`` (staging and cleanup) in one transaction that does not wait for the disk."""
+        super().run([self.NO_FLUSH, *statements])
+
+    def describe(self, conn: Connection, schema: str | None, table: str) -> TargetTable:
+        """One catalog query instead of SQLAlchemy's reflection, whose queries take 30-40 ms to build
+        in a fresh process (a small load's whole budget). The types are read by SQLAlchemy's own
+        reader of ``format_type``, so they are those its reflection gives; where that reader is not
+        there (another SQLAlchemy version), the reflection runs."""
+        reflect = getattr(self.sa_dialect, "_reflect_type", None)
+        named_type_loader = getattr(sa_pg_base, "_NamedTypeLoader", None)
+        if reflect is None or named_type_loader is None:  # pragma: no cover - SQLAlchemy 2.0, 2.1 have them
+            return super().describe(conn, schema, table)
+        name = self.qualified(schema, table)
+        in_schema = "to_regnamespace(:schema) IS NOT NULL" if schema is not None else "true"
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {in_schema}, c.oid IS NOT NULL, a.attname, format_type(a.atttypid, a.atttypmod) "
+                "FROM (SELECT to_regclass(:name) AS oid) r "
+                "LEFT JOIN pg_class c ON c.oid = r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum"
+            ),
+            {"name": name, **({"schema": self.quote_schema(schema)} if schema is not None else {})},
+        ).all()
+        schema_exists, exists = bool(rows[0][0]), bool(rows[0][1])
+        named_types = named_type_loader(self.sa_dialect, conn, {})  # enums and domains, read if needed
+        columns = {
+            str(column): reflect(kind, named_types, type_description=f"column '{column}'", collation=None)
+            for _, _, column, kind in rows
+            if column is not None
+        }
+        return TargetTable(schema_exists, exists, columns)
+
+    def table_names(self, conn: Connection, schema: str | None, prefix: str) -> list[str]:
+        """The tables of ``schema`` named ``prefix...``, from ``pg_tables``."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = coalesce(CAST(:schema AS text), "
+                "current_schema()) AND starts_with(tablename, :prefix)"
+            ),
+            {"schema": schema, "prefix": prefix},
+        )
+        return [str(r[0]) for r in rows]
 
     def json_plan(self, column: StepColumn, wire: str | None = None) -> ColumnPlan:
         """JSON as jsonb (DuckDB's JSON text goes in as it is)."""
@@ -482,8 +557,10 @@ class PostgresDialect(_UpdateFromDialect):
 
     def staging_prefixes(self, shape: LoadShape) -> list[str]:
         """Rows staged for an existing table are copied into it at commit: they need no WAL of their
-        own. A staging table that becomes the target (a new table, replace) must be logged."""
-        return ["UNLOGGED"] if shape.exists and shape.mode != "replace" else []
+        own. A staging table that becomes the target (a new table, replace) must be logged. So is
+        the staging table of a few rows: an unlogged table's creation waits for the disk (its init
+        fork is synced, again for its key's index: 20-300 ms here) and a few rows' WAL is nothing."""
+        return ["UNLOGGED"] if shape.exists and shape.mode != "replace" and not shape.few_rows else []
 
     def differs(self, left: str, right: str, target_type: SaType | None) -> str:
         """``IS DISTINCT FROM``; json (not jsonb) has no equality, so it is compared as text."""

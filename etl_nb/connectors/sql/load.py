@@ -1,8 +1,8 @@
 """Loads: stage the step's rows beside the target, then make them visible in one commit.
 
 ``write`` checks the rows against the target (merge key, column types),
-creates a staging table and fills it (``stage_rows``, a hook PostgreSQL's
-ADBC transport overrides). The returned ``StagedTable`` commits the
+creates a staging table and fills it (``stage``, a hook PostgreSQL's
+transport overrides; elsewhere ``stage_rows`` fills it). The returned ``StagedTable`` commits the
 dialect's ``CommitPlan`` (replace, append or merge) or drops the staging
 table on ``abort``. A missing table (and its schema) is created from the
 step's columns; a column added upstream is added to the target.
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from etl_nb._logging import get_logger
 from etl_nb.connectors.base import WriteRequest, count_rows, merge_counts
 from etl_nb.connectors.sql.connection import SqlConnection
-from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan
+from etl_nb.connectors.sql.dialects import BATCH_ROWS, CommitPlan, TargetTable
 from etl_nb.connectors.sql.errors import db_errors
 from etl_nb.connectors.sql.types import (
     NULLS_AS,
@@ -91,15 +91,6 @@ class StagedTable:
         self.loader.drop_staging(self)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What the database says about a load's target before anything is staged."""
-
-    schema_exists: bool
-    exists: bool
-    columns: Mapping[str, SaType]
-
-
 class SqlLoader(SqlConnection):
     """The loading half of the SQL connector."""
 
@@ -155,7 +146,7 @@ class SqlLoader(SqlConnection):
         with self.db_errors(
             "the load", load.step, table=load.table, on_error=lambda: self.drop_staging(staged)
         ):
-            self._stage(request, shape, staged, found.schema_exists)
+            self.stage(request, shape, staged, found.schema_exists)
             if not found.exists and untyped and staged.rows == 0:
                 # No rows and no types (a first, empty extract from SQLite): a table made now
                 # would be all text and refuse the first real rows. Make it when they come.
@@ -225,20 +216,12 @@ class SqlLoader(SqlConnection):
             for name, dtype in zip(request.relation.columns, request.relation.types, strict=True)
         ]
 
-    def _inspect(self, load: LoadStep, schema: str | None, table: str) -> _Target:
+    def _inspect(self, load: LoadStep, schema: str | None, table: str) -> TargetTable:
         with (
             self.connect("the load", load.step) as conn,
             self.db_errors("the load", load.step, table=load.table),
         ):
-            inspector = sa.inspect(conn)
-            schema_exists = (
-                schema is None or not self.dialect.lists_schemas or schema in inspector.get_schema_names()
-            )
-            exists = schema_exists and inspector.has_table(table, schema=schema)
-            columns = (
-                {c["name"]: c["type"] for c in inspector.get_columns(table, schema=schema)} if exists else {}
-            )
-        return _Target(schema_exists, exists, columns)
+            return self.dialect.describe(conn, schema, table)
 
     def _typed_nulls(self, plans: list[ColumnPlan], target_columns: Mapping[str, SaType]) -> list[ColumnPlan]:
         """Columns of NULLs take the type of the target column they go to (else text)."""
@@ -253,15 +236,21 @@ class SqlLoader(SqlConnection):
             typed.append(replace(again, wire=f"CAST({quote(plan.name)} AS {duck})"))
         return typed
 
-    def _stage(
+    def stage(
         self, request: WriteRequest, shape: LoadShape, staged: StagedTable, schema_exists: bool
     ) -> None:
+        """Hook: create the staging table (and a missing schema), then fill it (``stage_rows``)."""
+        self.make_staging(request.load, shape, staged, schema_exists)
+        staged.rows = self.stage_rows(request, shape, staging_wire(shape))
+
+    def make_staging(
+        self, load: LoadStep, shape: LoadShape, staged: StagedTable, schema_exists: bool
+    ) -> None:
+        """Create the load's schema if it is missing, then the staging table of ``shape``."""
         if not schema_exists and shape.schema is not None:
             self.dialect.run([sa.schema.CreateSchema(shape.schema, if_not_exists=True)])
             staged.created_schema = True
-        self._create_staging(request.load, shape)
-        wire = ", ".join(f"{p.wire} AS {quote(p.name)}" for p in shape.plans)
-        staged.rows = self.stage_rows(request, shape, wire)
+        self._create_staging(load, shape)
 
     def _finish_staging(self, load: LoadStep, shape: LoadShape) -> None:
         if (
@@ -347,7 +336,7 @@ class SqlLoader(SqlConnection):
         """Drop the staging tables in ``schema`` that runs on this host left when they were killed."""
         try:
             with self.engine.connect() as conn:
-                names = sa.inspect(conn).get_table_names(schema=schema)
+                names = self.dialect.table_names(conn, schema, STAGING_PREFIX)
         except sa.exc.SQLAlchemyError:  # no such schema yet, or no right to list it: nothing to sweep
             return
         here = _host_tag()
@@ -375,6 +364,11 @@ class SqlLoader(SqlConnection):
 # --------------------------------------------------------------------------------------
 # The merge key, checked in DuckDB before staging
 # --------------------------------------------------------------------------------------
+
+
+def staging_wire(shape: LoadShape) -> str:
+    """The DuckDB select list that turns the step's columns into what the staging table takes."""
+    return ", ".join(f"{p.wire} AS {quote(p.name)}" for p in shape.plans)
 
 
 def _check_key_columns(request: WriteRequest, load: LoadStep) -> None:

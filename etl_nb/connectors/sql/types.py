@@ -139,6 +139,7 @@ class LoadShape:
     plans: list[ColumnPlan]
     keys: list[str]
     target_columns: Mapping[str, SaType]
+    few_rows: bool = False  # known to be a small load when the staging table is made (PostgreSQL)
 
     @property
     def values(self) -> list[ColumnPlan]:
