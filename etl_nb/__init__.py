@@ -12,20 +12,20 @@ print(p.run())
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from etl_nb._lazy import lazy_attributes
 from etl_nb.errors import CheckFailed, ConnectorError, EtlError, PipelineError, SpecError
 from etl_nb.results import RunResult, StepResult
+from etl_nb.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from etl_nb.pipeline import Pipeline
-    from etl_nb.retry import RetryPolicy
 
 # Imported on first use: `Pipeline` brings DuckDB, Polars, pyarrow and SQLAlchemy (about half a
-# second), which `etl-nb --help`, `etl-nb runs` and the server extension's start-up do not need;
-# `RetryPolicy` brings tenacity (and with it tornado), which `%load_ext etl_nb` does not need.
-_LAZY = {"Pipeline": "etl_nb.pipeline", "RetryPolicy": "etl_nb.retry"}
+# second), which `etl-nb --help`, `etl-nb runs`, `%load_ext etl_nb` and the server extension's
+# start-up do not need. (`RetryPolicy` imports tenacity only when it first retries.)
+_LAZY = {"Pipeline": "etl_nb.pipeline"}
 
 __version__ = "0.1.0"
 
@@ -45,13 +45,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``etl_nb.Pipeline`` and ``etl_nb.RetryPolicy``, imported when first asked for."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'etl_nb' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def load_ipython_extension(ipython: Any) -> None:

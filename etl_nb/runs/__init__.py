@@ -12,8 +12,9 @@ The public face for other parts of etl_nb (the CLI, the server extension):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from etl_nb._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from etl_nb.runs.params import check_parameters
@@ -32,13 +33,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'etl_nb.runs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES)
 
 
 __all__ = ["Schedule", "ScheduleStore", "add_schedule", "check_parameters", "submit_run"]
