@@ -17,7 +17,7 @@ from runtools import ETL_NB, REDIS_URL, wait_for
 
 from etl_nb.runs.scheduler import Scheduler
 from etl_nb.runs.submit import dispatch, queue_run
-from etl_nb.store import RunStore
+from etl_nb.store import RunRecord, RunStore
 from etl_nb.store.queue import RunQueue
 from etl_nb.store.schedules import ScheduleStore
 
@@ -138,7 +138,7 @@ def test_a_worker_killed_mid_run_leaves_the_run_worker_lost_and_retried(
     lost = _wait_status(run_id, "failed", seconds=3 * 3)  # within one lease period (3 s), plus the reaper's
 
     assert lost.startswith("worker lost")
-    retries = [r for r in RunStore().list_runs() if r.id != run_id]
+    retries = _retries_of(run_id, seconds=10)  # the reaper queues it after marking the run failed
     assert len(retries) == 1
     assert wait_for(retries[0].id) == "success"  # the surviving worker ran the retry
     assert (celery_env / "finished").exists()
@@ -148,6 +148,16 @@ def _children(pid: int) -> list[int]:
     import psutil
 
     return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+
+
+def _retries_of(run_id: str, seconds: float) -> list[RunRecord]:
+    """The runs other than ``run_id`` once there is one (the retry), or none after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        others = [r for r in RunStore().list_runs() if r.id != run_id]
+        if others or time.monotonic() > deadline:
+            return others
+        time.sleep(0.2)
 
 
 def _wait_status(run_id: str, status: str, seconds: float) -> str:
